@@ -1,0 +1,40 @@
+"""Compose stage: paste animated crops back into the full source frame, and side-by-side panels.
+
+The crop is resampled through its inverse transform and blended with a feathered seam (a mask that
+fades over `feather` of the crop size at its border, times the renderer's valid mask), so the
+output keeps the source's framing.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from reenact.crop import warp_affine
+from reenact.structures import Crop, Rendered
+
+
+def feather_mask(size: int, feather: float = 0.08) -> torch.Tensor:
+    """[1, 1, S, S] mask: 1 inside, a smooth ramp to 0 over `feather * S` pixels at the border."""
+    x = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    ramp = (torch.minimum(x, 1 - x) / feather).clamp(0, 1)
+    ramp = ramp * ramp * (3 - 2 * ramp)
+    return (ramp[:, None] * ramp[None, :])[None, None]
+
+
+def paste_back(background: torch.Tensor, rendered: Rendered, crop: Crop, feather: float = 0.08) -> torch.Tensor:
+    """Frames [N, 3, H, W]: `background` [3, H, W] with the rendered crops blended in."""
+    n, h, w = len(rendered.image), background.shape[-2], background.shape[-1]
+    alpha = feather_mask(crop.size, feather) * rendered.valid
+    layers = torch.cat([rendered.image, alpha], 1)
+    full = warp_affine(layers, crop.crop_from_image[None].expand(n, -1, -1), (h, w), padding="zeros")
+    a = full[:, 3:]
+    return background[None] * (1 - a) + full[:, :3] * a
+
+
+def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
+    """Concatenate [N, 3, H_i, W_i] panels horizontally, each resized to the first panel's height."""
+    h = panels[0].shape[-2]
+    resized = [p if p.shape[-2] == h else F.interpolate(
+        p, size=(h, max(2, round(p.shape[-1] * h / p.shape[-2]))), mode="bilinear", antialias=True,
+        align_corners=False) for p in panels]
+    return torch.cat(resized, -1)

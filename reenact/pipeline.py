@@ -1,0 +1,156 @@
+"""The staged reenactment pipeline, top to bottom as the method reads.
+
+inputs -> track (source, driving) -> pose + expression -> smooth -> transfer -> crop -> per chunk of
+frames: render -> compose -> write. Whole-video records (tracks, motions) are cached in the work
+folder, keyed by the inputs and the settings that shape them, so a re-run skips tracking.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from reenact.cache import WorkDir
+from reenact.compose import paste_back, side_by_side
+from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
+from reenact.errors import InputError
+from reenact.expression import MeshOffsetModel, extract_motion
+from reenact.inputs import load_source, prefetch
+from reenact.pose import to_image
+from reenact.smooth import SmoothConfig, smooth_motion
+from reenact.structures import Crop, HeadPose, Motion, Tracks
+from reenact.track import TrackConfig, track_frames, track_image
+from reenact.transfer import TransferConfig, transfer
+from reenact.warp import WarpConfig, WarpRenderer
+from third_party_wrappers.facemesh import segment_person
+from third_party_wrappers.video import VideoWriter, open_video
+
+log = logging.getLogger("reenact")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    compare: bool = False  # write driving | source | result side by side
+    crop_only: bool = False  # write the animated crop instead of pasting it back into the source frame
+    max_side: int = 1280  # the source is downscaled to this size before anything else
+    chunk: int = 16  # frames rendered at once (bounds memory)
+    crf: int = 18  # H.264 quality (lower is better)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    track: TrackConfig = field(default_factory=TrackConfig)
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    crop: CropConfig = field(default_factory=lambda: CropConfig(scale=1.6))
+    warp: WarpConfig = field(default_factory=WarpConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    device: str = "cpu"
+    allow_truncated: bool = False
+    progress: bool = True
+
+
+def pose_in_crop(pose: HeadPose, crop: Crop) -> HeadPose:
+    """The same head poses expressed in crop pixels (rotation composed with the crop's in-plane turn)."""
+    a = crop.crop_from_image
+    k = a[:, :2].det().abs().sqrt()
+    turn = torch.eye(3)
+    turn[:2, :2] = a[:, :2] / k
+    return HeadPose(turn @ pose.rotation, apply_affine(a, pose.translation[:, None])[:, 0], pose.scale * k)
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frames if frames.flags.writeable else frames.copy()).permute(0, 3, 1, 2).float() / 255
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None):
+    """Animate the source portrait with the driving video; writes an MP4 at `out_path`. Returns the target Motion."""
+    model = MeshOffsetModel()
+    device = _device(cfg.device)
+    reader = open_video(driving_path, allow_truncated=cfg.allow_truncated)
+    info = reader.info
+    source_rgb = load_source(source_path, cfg.output.max_side)
+    work = work or WorkDir.temporary()
+
+    # Track the source (static) and the driving video (tracking mode, streamed, decoding read ahead).
+    src_tracks = work.cached("source-tracks", Tracks, (source_path, cfg.track, cfg.output.max_side),
+                             lambda: track_image(source_rgb, cfg.track, name=str(source_path)))
+    drv_tracks = work.cached("driving-tracks", Tracks, (driving_path, cfg.track, cfg.allow_truncated),
+                             lambda: track_frames(prefetch(reader.chunks(64)), info.n_frames, info.fps, cfg.track,
+                                                  name=str(driving_path), progress=cfg.progress))
+
+    # Pose + expression, smoothing, transfer.
+    source = extract_motion(src_tracks, model, ref=0)
+    driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
+    if cfg.transfer.ref_frame is None:
+        log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
+    target = transfer(source, driving, cfg.transfer)
+    target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
+    driving_verts = to_image(model.mesh(driving.shape, driving.expression), driving.pose)
+
+    # Crop of the source, the renderer, and the output frame layout.
+    crop_cfg = replace(cfg.crop, size=_crop_size(src_tracks, cfg.crop, source_rgb.shape))
+    crop = ffhq_crop(src_tracks.landmarks[0], crop_cfg)
+    source_full = _to_tensor(source_rgb[None])[0]
+    inv = crop.image_from_crop[None]
+    source_crop = warp_affine(source_full[None], inv, (crop.size, crop.size))[0]
+    inside = warp_affine(torch.ones(1, 1, *source_full.shape[-2:]), inv, (crop.size, crop.size), padding="zeros")[0]
+    person = torch.from_numpy(segment_person(_to_uint8(source_crop[None])[0]))[None]
+    renderer = WarpRenderer(source_crop.to(device), apply_affine(crop.crop_from_image, src_tracks.landmarks[0]),
+                            person.to(device), inside.to(device), cfg.warp)
+    crop_pose = pose_in_crop(target.pose, crop)
+    crop_verts = apply_affine(crop.crop_from_image, target_verts).to(device)
+    driving_verts = driving_verts.to(device)
+    source_full = source_full.to(device)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+
+    writer = None
+    bar = tqdm(total=info.n_frames, desc="render", unit="frame", disable=not cfg.progress)
+    try:
+        for start, frames in prefetch(reader.chunks(cfg.output.chunk)):
+            sl = slice(start, start + len(frames))
+            drv = _to_tensor(frames).to(device)
+            pose = HeadPose(*(x[sl].to(device) for x in (crop_pose.rotation, crop_pose.translation, crop_pose.scale)))
+            rendered = renderer.render(start, crop_verts[sl], pose, drv, driving_verts[sl])
+            result = rendered.image if cfg.output.crop_only else paste_back(source_full, rendered, crop)
+            if cfg.output.compare:
+                still = (source_crop if cfg.output.crop_only else source_full)[None].expand(len(frames), -1, -1, -1)
+                result = side_by_side(result, drv, still, result)[..., result.shape[-1]:]
+            if writer is None:
+                writer = VideoWriter(out_path, info.fps, result.shape[-1], result.shape[-2],
+                                     audio_from=driving_path if info.has_audio else None, crf=cfg.output.crf)
+                writer.__enter__()
+            writer.write(_to_uint8(result))
+            bar.update(len(frames))
+    except BaseException as exc:
+        if writer is not None:
+            writer.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    finally:
+        bar.close()
+        reader.close()
+    writer.__exit__(None, None, None)
+    return target
+
+
+def _crop_size(tracks: Tracks, cfg: CropConfig, shape) -> int:
+    """Render at about the source's own resolution of the crop, within [256, cfg.size * 2], a multiple of 16."""
+    crop = ffhq_crop(tracks.landmarks[0], cfg)
+    side = float(cfg.size / crop.crop_from_image[:, :2].det().abs().sqrt())
+    side = min(side, max(shape[:2]), 2 * cfg.size)
+    return int(max(256, round(side / 16) * 16))

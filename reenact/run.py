@@ -1,0 +1,97 @@
+"""`python -m reenact.run SOURCE DRIVING [-o OUT.mp4]`: animate a portrait with a driving video.
+
+The output keeps the source's framing, the driving video's frame count, fps and audio. Intermediate
+records go to a work folder beside the output (`<output dir>/.reenact-work`), never beside the inputs;
+a re-run with the same inputs and settings reuses them. Bad input: one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from reenact.cache import WorkDir
+from reenact.config import add_config_flags, build_config, config_to_json, load_config_file
+from reenact.errors import InputError, ReenactError
+from reenact.pipeline import RunConfig, reenact_video
+
+ALIASES = {
+    "transfer.ref_frame": ("--ref-frame",),
+    "transfer.mode": ("--mode",),
+    "transfer.expression_scale": ("--expression-scale",),
+    "smooth.method": ("--smooth",),
+    "output.compare": ("--compare",),
+    "output.crop_only": ("--crop-only",),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reenact.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("source", type=Path, help="portrait image (JPEG, PNG, WebP)")
+    p.add_argument("driving", type=Path, help="driving video (MP4, MOV, MKV, WebM, GIF, ...) or a folder of frames")
+    p.add_argument("-o", "--output", type=Path, help="output MP4 (default: outputs/<source>--<driving>.mp4)")
+    p.add_argument("--device", default=None, help="torch device for rendering: cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
+    p.add_argument("--allow-truncated", action="store_true", default=None,
+                   help="process the readable part of a truncated driving video instead of stopping")
+    p.add_argument("--pose-only", action="store_true", help="follow the driver's head pose, keep the source's expression")
+    p.add_argument("--expression-only", action="store_true",
+                   help="follow the driver's expression, keep the source's head pose")
+    p.add_argument("--work-dir", type=Path, help="folder for cached intermediate records (default: beside the output)")
+    p.add_argument("--no-cache", action="store_true", help="recompute everything and store no intermediate records")
+    p.add_argument("--config", type=Path, help="JSON file of options (as --print-config writes); flags override it")
+    p.add_argument("--print-config", action="store_true", help="print the effective options as JSON and exit")
+    add_config_flags(p, RunConfig, ALIASES)
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    cfg = build_config(RunConfig, args, load_config_file(args.config) if args.config else None)
+    if args.pose_only and args.expression_only:
+        raise InputError("--pose-only and --expression-only exclude each other")
+    if args.pose_only or args.expression_only:
+        cfg = replace(cfg, transfer=replace(cfg.transfer, expression=not args.pose_only, pose=not args.expression_only))
+    if args.device:
+        cfg = replace(cfg, device=args.device)
+    if args.allow_truncated:
+        cfg = replace(cfg, allow_truncated=True)
+    return replace(cfg, progress=not args.quiet)
+
+
+def output_path(args: argparse.Namespace) -> Path:
+    out = args.output or Path("outputs") / f"{args.source.stem}--{args.driving.stem}.mp4"
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"{out}: the output must be an .mp4 file")
+    for given in (args.source, args.driving):
+        if given.exists() and out.resolve() == given.resolve():
+            raise InputError(f"{out}: the output path is an input; choose another -o")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="reenact: %(message)s")
+    try:
+        cfg = resolve_config(args)
+        if args.print_config:
+            print(config_to_json(cfg))
+            return 0
+        if not args.source.is_file():
+            raise InputError(f"{args.source}: no such image file")
+        out = output_path(args)
+        work = WorkDir(args.work_dir or out.parent / ".reenact-work", enabled=not args.no_cache)
+        reenact_video(args.source, args.driving, out, cfg, work)
+    except ReenactError as exc:
+        print(f"reenact: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reenact: interrupted; no output written (cached records are kept for a re-run)", file=sys.stderr)
+        return 130
+    logging.getLogger("reenact").info("wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

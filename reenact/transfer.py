@@ -1,0 +1,69 @@
+"""Transfer stage: the driving motion re-targeted onto the source subject.
+
+Relative (default): source pose/expression + (driving(t) - driving(ref)), so the driver's own head
+angle and resting face at the reference frame do not leak into the result. The reference is picked
+automatically as the most frontal, most neutral frame (`choose_reference`) unless given.
+Absolute: the driver's head rotation and expression code as they are, at the source's position and size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+
+from reenact.canonical import LIP_GAP
+from reenact.structures import Expression, HeadPose, Motion
+
+FRONTAL_DEG = 10.0  # head angle (deg) that costs as much as ...
+NEUTRAL_RMS = 0.05  # ... this RMS head-frame deviation from the median face, or ...
+MOUTH_GAP = 0.1  # ... this inner-lip gap (canonical units: outer eye-corner distance)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    mode: Literal["relative", "absolute"] = "relative"
+    ref_frame: int | None = None  # driving reference frame; None chooses the most frontal, most neutral one
+    expression_scale: float = 1.0  # multiplies the transferred expression change
+    pose: bool = True  # follow the driver's head pose (False: expression only)
+    expression: bool = True  # follow the driver's expression (False: pose only)
+
+
+def choose_reference(meshes: torch.Tensor, pose: HeadPose, found: torch.Tensor) -> int:
+    """Index of the frame with the smallest head angle + expression deviation + mouth opening."""
+    angle = pose.angles().norm(dim=-1) / FRONTAL_DEG
+    median = meshes[found].median(dim=0).values
+    deviation = (meshes - median).pow(2).sum(-1).mean(-1).sqrt() / NEUTRAL_RMS
+    gap = (meshes[:, LIP_GAP[0]] - meshes[:, LIP_GAP[1]]).norm(dim=-1) / MOUTH_GAP
+    cost = angle + deviation + gap
+    cost[~found] = float("inf")
+    return int(cost.argmin())
+
+
+def _repeat_pose(pose: HeadPose, n: int) -> HeadPose:
+    return HeadPose(pose.rotation[:1].expand(n, -1, -1), pose.translation[:1].expand(n, -1), pose.scale[:1].expand(n))
+
+
+def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConfig()) -> Motion:
+    """A Motion with the driving video's frames, the source subject's shape and re-targeted pose/expression."""
+    n, ref = len(driving), driving.ref
+    src, drv = source.pose, driving.pose
+    if not cfg.pose:
+        pose = _repeat_pose(src, n)
+    elif cfg.mode == "relative":
+        delta = drv.rotation @ drv.rotation[ref].T
+        ratio = src.scale[0] / drv.scale[ref]
+        pose = HeadPose(delta @ src.rotation[0],
+                        src.translation[0] + (drv.translation - drv.translation[ref]) * ratio,
+                        src.scale[0] * drv.scale / drv.scale[ref])
+    else:
+        pose = HeadPose(drv.rotation.clone(), src.translation[:1].expand(n, -1).clone(), src.scale[:1].expand(n).clone())
+    base = source.expression.coeffs[:1].expand(n, -1)
+    if not cfg.expression:
+        coeffs = base
+    elif cfg.mode == "relative":
+        coeffs = base + cfg.expression_scale * (driving.expression.coeffs - driving.expression.coeffs[ref])
+    else:
+        coeffs = cfg.expression_scale * driving.expression.coeffs
+    expression = replace(source.expression, coeffs=coeffs.contiguous())
+    return Motion(pose, expression, source.shape, driving.found, driving.fps, ref)
