@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class Record:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
             meta = json.loads(str(arrays.pop("__meta__")))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise CacheError(f"{path}: unreadable record ({exc})") from None
         if meta.pop("schema") != cls.__name__ or meta.pop("version") != SCHEMA_VERSION:
             raise CacheError(f"{path}: not a {cls.__name__} record of version {SCHEMA_VERSION}")

@@ -22,7 +22,7 @@ from third_party_wrappers.facemesh import FaceMesh, face_detection_scores
 
 @dataclass(frozen=True)
 class TrackConfig:
-    max_faces: int = 4  # faces FaceMesh may return per frame; we follow one
+    max_faces: int = 2  # faces FaceMesh may return per frame (more costs speed); we follow one
     max_side: int = 1280  # larger images are tracked downscaled
     min_found: float = 0.5  # fewer frames with a face than this fraction is an error
     human_short_range: float = 0.85  # BlazeFace short-range score that accepts a source face ...

@@ -197,8 +197,7 @@ def read_network_pickle(path):
     except ForbiddenGlobal as exc:
         raise CheckpointError(f'{path}: refused: the pickle references the forbidden global {exc} '
                               f'(not on the EG3D allow-list); nothing from the file was run') from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, MemoryError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # any parse failure of untrusted bytes: truncated, garbage, malformed records
         raise CheckpointError(f'{path}: truncated or not a network pickle ({type(exc).__name__}: {exc})') from None
     if not isinstance(data, dict):
         raise CheckpointError(f'{path}: not a network pickle (top level is {type(data).__name__}, not dict)')

@@ -16,25 +16,31 @@ import numpy as np
 REQUIRED_VERSION = "0.10.21"
 
 
-@contextlib.contextmanager
-def quiet_native_logs():
-    """Send file descriptor 2 to /dev/null: mediapipe's C++ (absl/glog) logs bypass Python's sys.stderr."""
+_native_logs_hidden = False
+
+
+def hide_native_logs() -> None:
+    """Route file descriptor 2 to /dev/null for good, keeping Python's sys.stderr on the real stream.
+
+    mediapipe's graph threads log (absl) to fd 2 at unpredictable moments; this keeps a bad-input
+    error to one line. Set REENACT_NATIVE_LOGS=1 to see those logs.
+    """
+    global _native_logs_hidden
+    if _native_logs_hidden or os.environ.get("REENACT_NATIVE_LOGS") == "1":
+        return
     sys.stderr.flush()
-    saved = os.dup(2)
+    real = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), write_through=True,
+                                  encoding=sys.stderr.encoding, errors="backslashreplace")
+    _native_logs_hidden = True
 
 
 def _mediapipe():
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with contextlib.redirect_stderr(io.StringIO()), quiet_native_logs():
+    hide_native_logs()
+    with contextlib.redirect_stderr(io.StringIO()):
         import mediapipe as mp
     if mp.__version__ != REQUIRED_VERSION:
         raise ImportError(
@@ -49,32 +55,24 @@ class FaceMesh:
 
     def __init__(self, static: bool, max_faces: int = 4, min_confidence: float = 0.5):
         mp = _mediapipe()
-        with quiet_native_logs():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=static,
-                max_num_faces=max_faces,
-                refine_landmarks=True,
-                min_detection_confidence=min_confidence,
-                min_tracking_confidence=min_confidence,
-            )
-        self._calls = 0
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
 
     def __call__(self, rgb: np.ndarray) -> list[np.ndarray]:
         """All faces in an RGB uint8 [H, W, 3] image, each float32 [478, 3] in pixels."""
         h, w = rgb.shape[:2]
-        if self._calls < 2:  # the graph logs its warnings on the first frames
-            with quiet_native_logs():
-                result = self._mesh.process(np.ascontiguousarray(rgb))
-        else:
-            result = self._mesh.process(np.ascontiguousarray(rgb))
-        self._calls += 1
+        result = self._mesh.process(np.ascontiguousarray(rgb))
         faces = result.multi_face_landmarks or []
         scale = np.array([w, h, w], np.float32)
         return [np.array([(p.x, p.y, p.z) for p in f.landmark], np.float32) * scale for f in faces]
 
     def close(self) -> None:
-        with quiet_native_logs():
-            self._mesh.close()
+        self._mesh.close()
 
     def __enter__(self) -> "FaceMesh":
         return self
@@ -88,7 +86,7 @@ def face_detection_scores(rgb: np.ndarray) -> tuple[float, float]:
     mp = _mediapipe()
     scores = []
     for model in (0, 1):
-        with quiet_native_logs(), mp.solutions.face_detection.FaceDetection(
+        with mp.solutions.face_detection.FaceDetection(
                 model_selection=model, min_detection_confidence=0.1) as det:
             found = det.process(np.ascontiguousarray(rgb)).detections or []
             scores.append(max((d.score[0] for d in found), default=0.0))
@@ -98,7 +96,7 @@ def face_detection_scores(rgb: np.ndarray) -> tuple[float, float]:
 def segment_person(rgb: np.ndarray) -> np.ndarray:
     """Soft person mask (hair, face, body) float32 [H, W] in [0, 1] for one RGB uint8 image."""
     mp = _mediapipe()
-    with quiet_native_logs(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         return seg.process(np.ascontiguousarray(rgb)).segmentation_mask.astype(np.float32)
 
 

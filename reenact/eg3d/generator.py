@@ -123,7 +123,9 @@ class TriPlaneGenerator(torch.nn.Module):
 
     def synthesis(self, ws, c, neural_rendering_resolution=None, noise_mode='random', fused_modconv=None,
                   generator=None, chunk_rays=None, cache_backbone=False, use_cached_backbone=False):
-        """Render ws from camera c. A given neural_rendering_resolution sticks (official behaviour).
+        """Render ws [N,num_ws,w_dim] from cameras c [N,25]. A given neural_rendering_resolution sticks (official).
+
+        chunk_rays: rays (summed over the batch) rendered at once; None -> `self.chunk_rays`, 0 -> all at once.
 
         The renderer draws torch.rand [N,R*R,D,1] then [N*R*R,S] from `generator` (default: the global RNG of
         ws's device), so `torch.manual_seed(s)` reproduces the official outputs for the same seed.

@@ -117,7 +117,8 @@ def load_generator(path, device='cpu', config=None):
     try:
         data = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign zip files
-        raise CheckpointError(f'{path}: unreadable weights file ({type(exc).__name__}: {str(exc).splitlines()[0]})') from None
+        first_line = (str(exc).splitlines() or [''])[0]
+        raise CheckpointError(f'{path}: unreadable weights file ({type(exc).__name__}: {first_line})') from None
     if isinstance(data, dict) and data.get('format') == SAVE_FORMAT:
         return generator_from_state(data['config'], data['state_dict'], path, device)
     if not (isinstance(data, dict) and all(isinstance(v, torch.Tensor) for v in data.values())):

@@ -1,0 +1,104 @@
+"""Pose, expression, smoothing and transfer on synthetic ground truth and real tracks."""
+import math
+
+import torch
+
+from reenact.canonical import LIP_GAP, load_canonical
+from reenact.expression import MeshOffsetModel, extract_motion
+from reenact.geometry import angles_to_matrix, head_angles
+from reenact.pose import estimate_pose, to_image
+from reenact.smooth import SmoothConfig, jitter, smooth_motion
+from reenact.structures import HeadPose, Tracks
+from reenact.transfer import TransferConfig, transfer
+
+
+def synthetic_tracks(angles, mouth=None, scale=100.0, noise=0.0, seed=0):
+    """Canonical face posed at yaw/pitch/roll [T, 3] degrees, optionally with the jaw opened."""
+    face = load_canonical()
+    t = len(angles)
+    shape = face.shape.expand(t, -1, -1).clone()
+    if mouth is not None:  # open the mouth: drop the lower-lip/chin region
+        lower = face.shape[:, 1] < face.shape[LIP_GAP[1], 1] + 0.01
+        shape[:, lower, 1] -= mouth[:, None]
+    rot = angles_to_matrix(angles)
+    pose = HeadPose(rot, torch.tensor([256.0, 240.0, 0.0]).expand(t, 3), torch.full((t,), scale))
+    lm = to_image(shape, pose)
+    lm = lm + noise * torch.randn(lm.shape, generator=torch.Generator().manual_seed(seed))
+    return Tracks(lm.float(), torch.ones(t, dtype=torch.bool), 512, 512, 30.0), pose
+
+
+def test_pose_recovers_known_angles():
+    angles = torch.tensor([[0.0, 0, 0], [25, -10, 5], [-35, 15, -8], [10, 20, 12]])
+    tracks, truth = synthetic_tracks(angles, mouth=torch.tensor([0.0, 0.2, 0.1, 0.3]))
+    pose = estimate_pose(tracks)
+    assert (head_angles(pose.rotation) - angles).abs().max() < 0.1
+    torch.testing.assert_close(pose.scale, truth.scale, rtol=1e-4, atol=0)
+
+
+def test_expression_is_pose_free_and_reconstructs_landmarks():
+    angles = torch.tensor([[0.0, 0, 0], [30, 10, 0], [-20, -10, 10]])
+    mouth = torch.tensor([0.0, 0.25, 0.25])
+    tracks, _ = synthetic_tracks(angles, mouth)
+    motion = extract_motion(tracks, MeshOffsetModel(), ref=0)
+    codes = motion.expression.coeffs
+    assert codes[0].abs().max() == 0  # the reference frame
+    torch.testing.assert_close(codes[1], codes[2], atol=1e-3, rtol=0)  # same expression, other pose
+    recon = to_image(MeshOffsetModel().mesh(motion.shape, motion.expression), motion.pose)
+    torch.testing.assert_close(recon, tracks.landmarks, atol=1e-2, rtol=0)
+
+
+def test_reference_is_most_frontal_and_neutral():
+    angles = torch.tensor([[30.0, 5, 0], [2, 1, 0], [1, 0, 0], [-20, 0, 0]])
+    mouth = torch.tensor([0.0, 0.0, 0.4, 0.0])  # frame 2 is frontal but has its mouth open
+    tracks, _ = synthetic_tracks(angles, mouth)
+    assert extract_motion(tracks, MeshOffsetModel()).ref == 1
+
+
+def test_relative_transfer():
+    drv_tracks, _ = synthetic_tracks(torch.tensor([[5.0, 0, 0], [25, 0, 0], [5, 10, 0]]),
+                                     mouth=torch.tensor([0.0, 0.3, 0.0]))
+    src_tracks, _ = synthetic_tracks(torch.tensor([[-10.0, 0, 0]]), scale=60)
+    model = MeshOffsetModel()
+    src = extract_motion(src_tracks, model, ref=0)
+    drv = extract_motion(drv_tracks, model, ref=0)
+    out = transfer(src, drv)
+    ang = head_angles(out.pose.rotation)
+    torch.testing.assert_close(ang[:, 0], torch.tensor([-10.0, 10.0, -10.0]), atol=0.5, rtol=0)  # composed, not added
+    torch.testing.assert_close(out.pose.scale[0], torch.tensor(60.0), rtol=1e-3, atol=0)
+    assert out.expression.coeffs[0].abs().max() < 1e-4 and out.expression.coeffs[1].abs().max() > 0.1
+    pose_only = transfer(src, drv, TransferConfig(expression=False))
+    assert pose_only.expression.coeffs.abs().max() < 1e-4
+    expr_only = transfer(src, drv, TransferConfig(pose=False))
+    torch.testing.assert_close(expr_only.pose.rotation, src.pose.rotation.expand(3, -1, -1))
+    absolute = transfer(src, drv, TransferConfig(mode="absolute"))
+    torch.testing.assert_close(head_angles(absolute.pose.rotation)[:, 0], torch.tensor([5.0, 25.0, 5.0]),
+                               atol=0.2, rtol=0)
+    doubled = transfer(src, drv, TransferConfig(expression_scale=2.0))
+    torch.testing.assert_close(doubled.expression.coeffs, 2 * out.expression.coeffs, atol=1e-5, rtol=0)
+
+
+def test_smoothing_reduces_jitter_keeps_motion():
+    t = torch.arange(120, dtype=torch.float32)
+    yaw = 20 * torch.sin(2 * math.pi * t / 60)
+    angles = torch.stack([yaw, torch.zeros_like(t), torch.zeros_like(t)], 1)
+    tracks, _ = synthetic_tracks(angles, mouth=(t > 60).float() * 0.3, noise=1.0)
+    motion = extract_motion(tracks, MeshOffsetModel(), ref=0)
+    for method, min_ratio in (("one_euro", 1.5), ("savgol", 1.5), ("gaussian", 2.0)):
+        smooth = smooth_motion(motion, SmoothConfig(method=method))
+        rec = to_image(MeshOffsetModel().mesh(smooth.shape, smooth.expression), smooth.pose)
+        assert jitter(tracks.landmarks) / jitter(rec) > min_ratio, method
+        err = (head_angles(smooth.pose.rotation)[:, 0] - yaw).abs()
+        assert err[10:].mean() < 2.0, method  # the head still turns (little lag)
+
+
+def test_smoothing_on_so3_near_half_turn():
+    # yaw passes +-180 degrees, where Euler angles wrap: the filtered rotation must stay continuous
+    yaw = torch.linspace(170, 190, 40)
+    angles = torch.stack([yaw, torch.zeros(40), torch.zeros(40)], 1)
+    pose = HeadPose(angles_to_matrix(angles), torch.zeros(40, 3), torch.ones(40))
+    from reenact.smooth import smooth_pose
+
+    out = smooth_pose(pose, 30.0, SmoothConfig(method="gaussian"))
+    ang = torch.rad2deg(torch.acos(((out.rotation.transpose(1, 2) @ pose.rotation).diagonal(dim1=1, dim2=2).sum(-1)
+                                    .clamp(-1, 3) - 1) / 2))
+    assert ang[3:-3].max() < 0.5
