@@ -1,7 +1,8 @@
 """Compose stage: paste animated crops back into the full source frame, and side-by-side panels.
 
 The crop is resampled through its inverse transform and blended with a feathered seam (a mask that
-fades over `feather` of the crop size at its border, times the renderer's valid mask), so the
+fades over `feather` of the crop size at its border, times the pixels the renderer filled: read from
+the source or the mouth fill), so the
 output keeps the source's framing.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ def feather_mask(size: int, feather: float = 0.08) -> torch.Tensor:
 def paste_back(background: torch.Tensor, rendered: Rendered, crop: Crop, feather: float = 0.08) -> torch.Tensor:
     """Frames [N, 3, H, W]: `background` [3, H, W] with the rendered crops blended in."""
     n, h, w = len(rendered.image), background.shape[-2], background.shape[-1]
-    alpha = feather_mask(crop.size, feather) * rendered.valid
+    alpha = feather_mask(crop.size, feather).to(rendered.image) * (rendered.valid + rendered.mouth).clamp(0, 1)
     layers = torch.cat([rendered.image, alpha], 1)
     full = warp_affine(layers, crop.crop_from_image[None].expand(n, -1, -1), (h, w), padding="zeros")
     a = full[:, 3:]

@@ -6,23 +6,41 @@ frame. Another model (the ICT-FaceKit 3DMM) plugs in by implementing `fit` and `
 """
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import torch
 
+from reenact.errors import MissingAssetError
 from reenact.pose import estimate_pose, to_head_frame
+from reenact.structures import Expression, HeadPose, Motion, Tracks
 from reenact.transfer import choose_reference
-from reenact.structures import Expression, Motion, Tracks
 
 
 class FaceModel(Protocol):
     name: str
 
-    def fit(self, meshes: torch.Tensor, ref: int) -> tuple[torch.Tensor, Expression]:
-        """Head-frame meshes [T, 478, 3] -> (the subject's reference shape [478, 3], expression codes)."""
+    def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
+        """Landmarks [T, 478, 3] and their rigid poses -> (refined poses, the subject's reference shape
+        [478, 3] in the head frame, expression codes [T, D])."""
 
     def mesh(self, shape: torch.Tensor, expression: Expression) -> torch.Tensor:
-        """The head-frame meshes [T, 478, 3] of a shape wearing these expressions."""
+        """The head-frame landmarks [T, 478, 3] of a shape wearing these expressions."""
+
+
+@dataclass(frozen=True)
+class FaceModelConfig:
+    model: Literal["auto", "mesh-offset", "ict"] = "auto"  # auto: the ICT-FaceKit 3DMM when present, else mesh-offset
+    path: str | None = None  # ICT-FaceKit model file or folder (else $REENACT_FACE_MODEL, then the cache)
+
+
+def load_face_model(cfg: FaceModelConfig = FaceModelConfig()) -> FaceModel:
+    """The face model the settings ask for; 'auto' falls back to the embedded mesh-offset model."""
+    if cfg.model == "mesh-offset":
+        return MeshOffsetModel()
+    if cfg.model == "ict" or cfg.path:
+        raise MissingAssetError("the ICT-FaceKit face model is not supported by this build")
+    return MeshOffsetModel()
 
 
 class MeshOffsetModel:
@@ -30,9 +48,10 @@ class MeshOffsetModel:
 
     name = "mesh-offset"
 
-    def fit(self, meshes: torch.Tensor, ref: int) -> tuple[torch.Tensor, Expression]:
+    def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
+        meshes = to_head_frame(tracks.landmarks, pose)
         shape = meshes[ref]
-        return shape, Expression((meshes - shape).reshape(len(meshes), -1), self.name, [])
+        return pose, shape, Expression((meshes - shape).reshape(len(meshes), -1), self.name, [])
 
     def mesh(self, shape: torch.Tensor, expression: Expression) -> torch.Tensor:
         return shape + expression.coeffs.reshape(len(expression.coeffs), -1, 3)
@@ -41,8 +60,7 @@ class MeshOffsetModel:
 def extract_motion(tracks: Tracks, model: FaceModel, ref: int | None = None) -> Motion:
     """Pose and expression of every frame; `ref` None picks the most frontal, most neutral frame."""
     pose = estimate_pose(tracks)
-    meshes = to_head_frame(tracks.landmarks, pose)
     if ref is None:
-        ref = choose_reference(meshes, pose, tracks.found)
-    shape, expression = model.fit(meshes, ref)
+        ref = choose_reference(to_head_frame(tracks.landmarks, pose), pose, tracks.found)
+    pose, shape, expression = model.fit(tracks, pose, ref)
     return Motion(pose, expression, shape, tracks.found, tracks.fps, ref)

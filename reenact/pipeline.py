@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -18,11 +19,11 @@ from reenact.cache import WorkDir
 from reenact.compose import paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.errors import InputError
-from reenact.expression import MeshOffsetModel, extract_motion
+from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.inputs import load_source, prefetch
 from reenact.pose import to_image
 from reenact.smooth import SmoothConfig, smooth_motion
-from reenact.structures import Crop, HeadPose, Motion, Tracks
+from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_frames, track_image
 from reenact.transfer import TransferConfig, transfer
 from reenact.warp import WarpConfig, WarpRenderer
@@ -44,6 +45,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class RunConfig:
     track: TrackConfig = field(default_factory=TrackConfig)
+    face: FaceModelConfig = field(default_factory=FaceModelConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     crop: CropConfig = field(default_factory=lambda: CropConfig(scale=1.6))
@@ -78,14 +80,28 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None):
-    """Animate the source portrait with the driving video; writes an MP4 at `out_path`. Returns the target Motion."""
-    model = MeshOffsetModel()
-    device = _device(cfg.device)
-    reader = open_video(driving_path, allow_truncated=cfg.allow_truncated)
+@dataclass
+class Scene:
+    """Everything the renderers need, prepared once per run (in memory, not a record)."""
+
+    source_full: torch.Tensor  # [3, H, W] the source image in [0, 1]
+    source_crop: torch.Tensor  # [3, S, S] its aligned crop
+    crop: Crop
+    source_verts: torch.Tensor  # [478, 3] source landmarks, crop px
+    person: torch.Tensor  # [1, S, S] person segmentation of the crop
+    inside: torch.Tensor  # [1, S, S] crop pixels that lie inside the source image
+    source: Motion  # T = 1
+    driving: Motion  # smoothed, T frames
+    target: Motion  # transferred, T frames
+    target_verts: torch.Tensor  # [T, 478, 3] target landmarks, crop px
+    target_pose: HeadPose  # [T] target poses in crop px
+    driving_verts: torch.Tensor  # [T, 478, 3] smoothed driving landmarks, driving px
+
+
+def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, model: FaceModel) -> Scene:
+    """Inputs, tracking, pose + expression, smoothing, transfer and the source crop."""
     info = reader.info
     source_rgb = load_source(source_path, cfg.output.max_side)
-    work = work or WorkDir.temporary()
 
     # Track the source (static) and the driving video (tracking mode, streamed, decoding read ahead).
     src_tracks = work.cached("source-tracks", Tracks, (source_path, cfg.track, cfg.output.max_side),
@@ -101,9 +117,8 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
         log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
     target = transfer(source, driving, cfg.transfer)
     target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
-    driving_verts = to_image(model.mesh(driving.shape, driving.expression), driving.pose)
 
-    # Crop of the source, the renderer, and the output frame layout.
+    # The aligned crop of the source, its person mask and in-image mask.
     crop_cfg = replace(cfg.crop, size=_crop_size(src_tracks, cfg.crop, source_rgb.shape))
     crop = ffhq_crop(src_tracks.landmarks[0], crop_cfg)
     source_full = _to_tensor(source_rgb[None])[0]
@@ -111,41 +126,60 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
     source_crop = warp_affine(source_full[None], inv, (crop.size, crop.size))[0]
     inside = warp_affine(torch.ones(1, 1, *source_full.shape[-2:]), inv, (crop.size, crop.size), padding="zeros")[0]
     person = torch.from_numpy(segment_person(_to_uint8(source_crop[None])[0]))[None]
-    renderer = WarpRenderer(source_crop.to(device), apply_affine(crop.crop_from_image, src_tracks.landmarks[0]),
-                            person.to(device), inside.to(device), cfg.warp)
-    crop_pose = pose_in_crop(target.pose, crop)
-    crop_verts = apply_affine(crop.crop_from_image, target_verts).to(device)
-    driving_verts = driving_verts.to(device)
-    source_full = source_full.to(device)
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    return Scene(source_full, source_crop, crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]), person,
+                 inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
+                 pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose))
 
-    writer = None
-    bar = tqdm(total=info.n_frames, desc="render", unit="frame", disable=not cfg.progress)
-    try:
-        for start, frames in prefetch(reader.chunks(cfg.output.chunk)):
-            sl = slice(start, start + len(frames))
-            drv = _to_tensor(frames).to(device)
-            pose = HeadPose(*(x[sl].to(device) for x in (crop_pose.rotation, crop_pose.translation, crop_pose.scale)))
-            rendered = renderer.render(start, crop_verts[sl], pose, drv, driving_verts[sl])
-            result = rendered.image if cfg.output.crop_only else paste_back(source_full, rendered, crop)
-            if cfg.output.compare:
-                still = (source_crop if cfg.output.crop_only else source_full)[None].expand(len(frames), -1, -1, -1)
-                result = side_by_side(result, drv, still, result)[..., result.shape[-1]:]
-            if writer is None:
-                writer = VideoWriter(out_path, info.fps, result.shape[-1], result.shape[-2],
-                                     audio_from=driving_path if info.has_audio else None, crf=cfg.output.crf)
-                writer.__enter__()
-            writer.write(_to_uint8(result))
-            bar.update(len(frames))
-    except BaseException as exc:
-        if writer is not None:
-            writer.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    finally:
-        bar.close()
-        reader.close()
-    writer.__exit__(None, None, None)
-    return target
+
+def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device) -> Iterator[tuple[torch.Tensor, Rendered]]:
+    """The default renderer over the driving video: (driving frames [N, 3, Hd, Wd], rendered crops) per chunk."""
+    renderer = WarpRenderer(scene.source_crop.to(device), scene.source_verts, scene.person.to(device),
+                            scene.inside.to(device), cfg.warp)
+    for start, frames in prefetch(reader.chunks(cfg.output.chunk)):
+        sl = slice(start, start + len(frames))
+        drv = _to_tensor(frames).to(device)
+        pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
+                                                      scene.target_pose.scale)))
+        yield drv, renderer.render(start, scene.target_verts[sl].to(device), pose, drv,
+                                   scene.driving_verts[sl].to(device))
+
+
+def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: OutputConfig) -> torch.Tensor:
+    """Output frames of one chunk: pasted back (or the crop), optionally beside the driving and source."""
+    source = scene.source_crop if cfg.crop_only else scene.source_full
+    result = rendered.image if cfg.crop_only else paste_back(source.to(drv.device), rendered, scene.crop)
+    if cfg.compare:
+        result = side_by_side(result, drv, source[None].to(drv.device).expand(len(drv), -1, -1, -1),
+                              result)[..., result.shape[-1]:]
+    return result
+
+
+def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None):
+    """Animate the source portrait with the driving video; writes an MP4 at `out_path`. Returns the target Motion."""
+    model = load_face_model(cfg.face)
+    log.info("face model: %s", model.name)
+    device = _device(cfg.device)
+    work = work or WorkDir.temporary()
+    with open_video(driving_path, allow_truncated=cfg.allow_truncated) as reader:
+        info = reader.info
+        scene = prepare(source_path, driving_path, reader, cfg, work, model)
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        writer = None
+        with tqdm(total=info.n_frames, desc="render", unit="frame", disable=not cfg.progress) as bar:
+            try:
+                for drv, rendered in warp_chunks(scene, reader, cfg, device):
+                    frames = _to_uint8(compose_frames(scene, drv, rendered, cfg.output))
+                    if writer is None:
+                        writer = VideoWriter(out_path, info.fps, frames.shape[2], frames.shape[1],
+                                             audio_from=driving_path if info.has_audio else None, crf=cfg.output.crf)
+                    writer.write(frames)
+                    bar.update(len(frames))
+            except BaseException:
+                if writer is not None:
+                    writer.abort()
+                raise
+        writer.close()
+    return scene.target
 
 
 def _crop_size(tracks: Tracks, cfg: CropConfig, shape) -> int:

@@ -269,7 +269,7 @@ class VideoWriter:
             if audio_from is not None:
                 self._open_audio(Path(audio_from))
         except BaseException:
-            self._abort()
+            self.abort()
             raise
 
     def _open_audio(self, source: Path) -> None:
@@ -330,9 +330,9 @@ class VideoWriter:
             self._out = None
             os.replace(self._tmp, self.path)
         finally:
-            self._abort()
+            self.abort()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         """Release both files and delete the temp file (already gone after a successful close)."""
         for c in (self._out, self._src):
             if c is not None:
@@ -350,4 +350,4 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         else:
-            self._abort()
+            self.abort()
