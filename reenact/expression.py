@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 import torch
 
-from reenact.errors import MissingAssetError
+from reenact.ict import IctModel, find_model
 from reenact.pose import estimate_pose, to_head_frame
 from reenact.structures import Expression, HeadPose, Motion, Tracks
 from reenact.transfer import choose_reference
@@ -35,12 +35,12 @@ class FaceModelConfig:
 
 
 def load_face_model(cfg: FaceModelConfig = FaceModelConfig()) -> FaceModel:
-    """The face model the settings ask for; 'auto' falls back to the embedded mesh-offset model."""
+    """The face model the settings ask for; 'auto' takes the ICT-FaceKit model when it is found, else mesh-offset."""
     if cfg.model == "mesh-offset":
         return MeshOffsetModel()
-    if cfg.model == "ict" or cfg.path:
-        raise MissingAssetError("the ICT-FaceKit face model is not supported by this build")
-    return MeshOffsetModel()
+    if cfg.model == "auto" and not cfg.path and find_model() is None:
+        return MeshOffsetModel()
+    return IctModel.load(cfg.path)
 
 
 class MeshOffsetModel:

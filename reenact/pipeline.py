@@ -7,6 +7,7 @@ folder, keyed by the inputs and the settings that shape them, so a re-run skips 
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -20,11 +21,13 @@ from reenact.compose import paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.errors import InputError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
+from reenact.gan_render import GanConfig, gan_chunks
 from reenact.inputs import load_source, prefetch
 from reenact.pose import to_image
 from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_frames, track_image
+from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
 from reenact.warp import WarpConfig, WarpRenderer
 from third_party_wrappers.facemesh import segment_person
@@ -39,6 +42,7 @@ class OutputConfig:
     crop_only: bool = False  # write the animated crop instead of pasting it back into the source frame
     max_side: int = 1280  # the source is downscaled to this size before anything else
     chunk: int = 16  # frames rendered at once (bounds memory)
+    segment: int = 64  # frames per encoded segment: the unit of resume after an interruption
     crf: int = 18  # H.264 quality (lower is better)
 
 
@@ -50,6 +54,7 @@ class RunConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     crop: CropConfig = field(default_factory=lambda: CropConfig(scale=1.6))
     warp: WarpConfig = field(default_factory=WarpConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "cpu"
     allow_truncated: bool = False
@@ -131,11 +136,12 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
                  pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose))
 
 
-def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device) -> Iterator[tuple[torch.Tensor, Rendered]]:
-    """The default renderer over the driving video: (driving frames [N, 3, Hd, Wd], rendered crops) per chunk."""
+def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
+    """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], rendered crops)."""
     renderer = WarpRenderer(scene.source_crop.to(device), scene.source_verts, scene.person.to(device),
                             scene.inside.to(device), cfg.warp)
-    for start, frames in prefetch(reader.chunks(cfg.output.chunk)):
+    for start, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
         sl = slice(start, start + len(frames))
         drv = _to_tensor(frames).to(device)
         pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
@@ -154,32 +160,77 @@ def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: Out
     return result
 
 
-def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None):
-    """Animate the source portrait with the driving video; writes an MP4 at `out_path`. Returns the target Motion."""
+def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None,
+                  export_tracks: Path | None = None):
+    """Animate the source portrait with the driving video; writes an MP4 at `out_path`. Returns the target Motion.
+    `export_tracks` also writes the (smoothed) driving pose + expression there (.csv, .json, .npz).
+
+    Frames are rendered into encoded segments of `cfg.output.segment` frames in the work folder; an
+    interrupted run resumes after the last finished segment, and the output joins them (stream copy)
+    with the driving audio, written to a temporary file and renamed when complete.
+    """
     model = load_face_model(cfg.face)
-    log.info("face model: %s", model.name)
     device = _device(cfg.device)
     work = work or WorkDir.temporary()
-    with open_video(driving_path, allow_truncated=cfg.allow_truncated) as reader:
+    with open_video(driving_path, allow_truncated=cfg.allow_truncated) as reader, \
+            tempfile.TemporaryDirectory(prefix="reenact-") as scratch:
         info = reader.info
         scene = prepare(source_path, driving_path, reader, cfg, work, model)
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        writer = None
+        log.info("face model: %s", model.name)
+        if export_tracks:
+            save_tracks(scene.driving, export_tracks)
+        settings = replace(cfg, progress=True, device="", output=replace(cfg.output, chunk=0))
+        seg_dir = work.path("segments", (source_path, driving_path, settings), suffix="") if work.enabled \
+            else Path(scratch)
+        bounds = list(range(0, info.n_frames, cfg.output.segment)) + [info.n_frames]
+        parts = []
         with tqdm(total=info.n_frames, desc="render", unit="frame", disable=not cfg.progress) as bar:
-            try:
-                for drv, rendered in warp_chunks(scene, reader, cfg, device):
-                    frames = _to_uint8(compose_frames(scene, drv, rendered, cfg.output))
-                    if writer is None:
-                        writer = VideoWriter(out_path, info.fps, frames.shape[2], frames.shape[1],
-                                             audio_from=driving_path if info.has_audio else None, crf=cfg.output.crf)
-                    writer.write(frames)
-                    bar.update(len(frames))
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
-        writer.close()
+            for start, end in zip(bounds[:-1], bounds[1:]):
+                part = seg_dir / f"{start:06d}-{end:06d}.mp4"
+                if not _complete(part, end - start):
+                    seg_dir.mkdir(parents=True, exist_ok=True)
+                    _render_segment(scene, reader, cfg, device, start, end, part, bar)
+                else:
+                    bar.update(end - start)
+                parts.append(part)
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        with VideoWriter(out_path, info.fps, 0, 0, audio_from=driving_path if info.has_audio else None,
+                         segments_like=parts[0]) as writer:
+            for part in parts:
+                writer.append_segment(part)
     return scene.target
+
+
+def _render_segment(scene: Scene, reader, cfg: RunConfig, device, start: int, end: int, part: Path, bar) -> None:
+    """Render, compose and encode frames [start, end) into one segment file (atomic)."""
+    writer = None
+    try:
+        for drv, rendered in warp_chunks(scene, reader, cfg, device, start, end):
+            frames = _to_uint8(compose_frames(scene, drv, rendered, cfg.output))
+            if writer is None:
+                writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf)
+            writer.write(frames)
+            bar.update(len(frames))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    writer.close()
+
+
+def _complete(part: Path, n_frames: int) -> bool:
+    """Whether a segment file exists and holds all its frames (else it is re-rendered)."""
+    if not part.exists():
+        return False
+    try:
+        with open_video(part) as seg:
+            if seg.info.n_frames == n_frames:
+                return True
+    except InputError:
+        pass
+    log.warning("re-rendering an incomplete segment: %s", part)
+    part.unlink(missing_ok=True)
+    return False
 
 
 def _crop_size(tracks: Tracks, cfg: CropConfig, shape) -> int:

@@ -24,6 +24,11 @@ ALIASES = {
     "smooth.method": ("--smooth",),
     "output.compare": ("--compare",),
     "output.crop_only": ("--crop-only",),
+    "gan.generator": ("--generator",),
+    "gan.steps_first": ("--steps-first",),
+    "gan.steps_per_frame": ("--steps-per-frame",),
+    "gan.tune_steps": ("--tune-steps",),
+    "gan.keyframe_every": ("--keyframe-every",),
 }
 
 
@@ -41,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
                    help="follow the driver's expression, keep the source's head pose")
     p.add_argument("--work-dir", type=Path, help="folder for cached intermediate records (default: beside the output)")
     p.add_argument("--no-cache", action="store_true", help="recompute everything and store no intermediate records")
+    p.add_argument("--export-tracks", type=Path,
+                   help="also write the driving pose + expression: .csv (Live Link Face columns), .json or .npz")
     p.add_argument("--config", type=Path, help="JSON file of options (as --print-config writes); flags override it")
     p.add_argument("--print-config", action="store_true", help="print the effective options as JSON and exit")
     add_config_flags(p, RunConfig, ALIASES)
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{args.source}: no such image file")
         out = output_path(args)
         work = WorkDir(args.work_dir or out.parent / ".reenact-work", enabled=not args.no_cache)
-        reenact_video(args.source, args.driving, out, cfg, work)
+        reenact_video(args.source, args.driving, out, cfg, work, args.export_tracks)
     except ReenactError as exc:
         print(f"reenact: {exc}", file=sys.stderr)
         return 2

@@ -181,4 +181,13 @@ class Rendered(Record):
     valid: torch.Tensor  # [N, 1, S, S] pixels that come from the source
 
 
-RECORDS = {c.__name__: c for c in (Tracks, HeadPose, Expression, Motion, Crop, Rendered)}
+@dataclass(frozen=True)
+class Latents(Record):
+    """EG3D latents of projected frames (reenact.invert); a partial record holds the frames done so far."""
+
+    w: torch.Tensor  # [T, num_ws, w_dim]
+    frames: torch.Tensor  # [T] int64 frame indices
+    loss: torch.Tensor  # [T] final masked projection loss
+
+
+RECORDS = {c.__name__: c for c in (Tracks, HeadPose, Expression, Motion, Crop, Rendered, Latents)}

@@ -86,3 +86,11 @@ def fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     filled = np.stack([np.interp(t, t[found], col) for col in flat[found].T], 1)
     return filled.reshape(values.shape).astype(values.dtype)
 
+
+
+if __name__ == "__main__":
+    import sys
+
+    from reenact.tracks_io import main
+
+    sys.exit(main())

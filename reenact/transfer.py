@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 
 from reenact.canonical import LIP_GAP
+from reenact.errors import InputError
 from reenact.structures import Expression, HeadPose, Motion
 
 FRONTAL_DEG = 10.0  # head angle (deg) that costs as much as ...
@@ -25,6 +26,7 @@ class TransferConfig:
     mode: Literal["relative", "absolute"] = "relative"
     ref_frame: int | None = None  # driving reference frame; None chooses the most frontal, most neutral one
     expression_scale: float = 1.0  # multiplies the transferred expression change
+    coefficient_scales: str = ""  # per named coefficient, e.g. "jawOpen=1.2,mouthSmile_L=0.5" (ARKit codes)
     pose: bool = True  # follow the driver's head pose (False: expression only)
     expression: bool = True  # follow the driver's expression (False: pose only)
 
@@ -38,6 +40,22 @@ def choose_reference(meshes: torch.Tensor, pose: HeadPose, found: torch.Tensor) 
     cost = angle + deviation + gap
     cost[~found] = float("inf")
     return int(cost.argmin())
+
+
+def coefficient_scales(spec: str, expression: Expression) -> torch.Tensor:
+    """Factors [D] from "name=factor,..." over the expression's named coefficients (1 where not named)."""
+    scales = torch.ones(expression.coeffs.shape[1])
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name.strip() not in expression.names:
+            known = "; known: " + ", ".join(expression.names) if expression.names else \
+                " (only the ICT-FaceKit model has named coefficients: --face.model ict)"
+            raise InputError(f"--transfer.coefficient-scales: no coefficient {name.strip()!r}{known}")
+        try:
+            scales[expression.names.index(name.strip())] = float(value)
+        except ValueError:
+            raise InputError(f"--transfer.coefficient-scales: {item!r} is not name=number") from None
+    return scales
 
 
 def _repeat_pose(pose: HeadPose, n: int) -> HeadPose:
@@ -59,11 +77,14 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
     else:
         pose = HeadPose(drv.rotation.clone(), src.translation[:1].expand(n, -1).clone(), src.scale[:1].expand(n).clone())
     base = source.expression.coeffs[:1].expand(n, -1)
+    scale = cfg.expression_scale * coefficient_scales(cfg.coefficient_scales, driving.expression)
     if not cfg.expression:
         coeffs = base
     elif cfg.mode == "relative":
-        coeffs = base + cfg.expression_scale * (driving.expression.coeffs - driving.expression.coeffs[ref])
+        coeffs = base + scale * (driving.expression.coeffs - driving.expression.coeffs[ref])
     else:
-        coeffs = cfg.expression_scale * driving.expression.coeffs
+        coeffs = scale * driving.expression.coeffs
+    if driving.expression.names:  # named codes are blend-shape weights in [0, 1]
+        coeffs = coeffs.clamp(0, 1)
     expression = replace(source.expression, coeffs=coeffs.contiguous())
     return Motion(pose, expression, source.shape, driving.found, driving.fps, ref)

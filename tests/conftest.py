@@ -41,8 +41,8 @@ def cut_clip(src: Path, dst: Path, start: int, n: int, size: int | None = None) 
 
 @pytest.fixture(scope="session")
 def talking_clip(media, tmp_path_factory) -> Path:
-    """40 frames of d3.mp4 (talking, AAC audio) at 256x256."""
-    return cut_clip(media / "d3.mp4", tmp_path_factory.mktemp("clips") / "d3_short.mp4", 100, 40, 256)
+    """48 frames of d3.mp4 (talking, turning ~30 deg, nodding; AAC audio) at 256x256."""
+    return cut_clip(media / "d3.mp4", tmp_path_factory.mktemp("clips") / "d3_short.mp4", 250, 48, 256)
 
 
 @pytest.fixture(scope="session")

@@ -252,7 +252,10 @@ class VideoWriter:
     can hold its codec (AAC otherwise) and cut at the video's duration.
     """
 
-    def __init__(self, path, fps: float, width: int, height: int, audio_from=None, crf: int = 18):
+    def __init__(self, path, fps: float, width: int, height: int, audio_from=None, crf: int = 18,
+                 segments_like=None):
+        """`segments_like`: an mp4 made by this writer; the writer then joins such segments
+        (`append_segment`, stream copy) instead of encoding frames."""
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.name}.part.mp4")
         self._size = (height, width)
@@ -262,10 +265,14 @@ class VideoWriter:
         self._transcode = False
         self._out = av.open(str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"})
         try:
-            self._video = self._out.add_stream("libx264", rate=self._rate, options={"crf": str(crf)})
-            self._video.width, self._video.height = width - width % 2, height - height % 2
-            self._video.pix_fmt = "yuv420p"
-            self._video.codec_context.time_base = 1 / self._rate
+            if segments_like is None:
+                self._video = self._out.add_stream("libx264", rate=self._rate, options={"crf": str(crf)})
+                self._video.width, self._video.height = width - width % 2, height - height % 2
+                self._video.pix_fmt = "yuv420p"
+                self._video.codec_context.time_base = 1 / self._rate
+            else:
+                with av.open(str(segments_like)) as seg:
+                    self._video = self._out.add_stream_from_template(seg.streams.video[0])
             if audio_from is not None:
                 self._open_audio(Path(audio_from))
         except BaseException:
@@ -301,6 +308,22 @@ class VideoWriter:
             self._n += 1
         self._copy_audio(self._n / self._rate)
 
+    def append_segment(self, segment) -> None:
+        """Stream-copy the video packets of a segment written by this module, after the frames so far."""
+        with av.open(str(segment)) as seg:
+            stream = seg.streams.video[0]
+            offset = int(round(self._n / self._rate / stream.time_base))
+            count = 0
+            for packet in seg.demux(stream):
+                if packet.size == 0:
+                    continue
+                packet.pts, packet.dts = packet.pts + offset, packet.dts + offset
+                packet.stream = self._video
+                self._out.mux(packet)
+                count += 1
+        self._n += count
+        self._copy_audio(self._n / self._rate)
+
     def _copy_audio(self, until: Fraction) -> None:
         """Mux source audio (packets or frames) that starts before `until` seconds."""
         while self._packets is not None:
@@ -322,7 +345,8 @@ class VideoWriter:
         if self._out is None:
             return
         try:
-            self._out.mux(self._video.encode(None))
+            if self._video.codec_context.is_encoder:
+                self._out.mux(self._video.encode(None))
             self._copy_audio(self._n / self._rate)
             if self._transcode:
                 self._out.mux(self._audio_out.encode(None))

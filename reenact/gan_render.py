@@ -1,0 +1,326 @@
+"""The 3D GAN renderer (`--generator`): EG3D inversion of the expression-edited source, then rendering at the
+driving pose (paper_pipeline.md §1.4-1.7).
+
+1. Targets: the warp renderer draws each keyframe's TARGET expression at the SOURCE pose (the paper's
+   "expression-edited source image"), with face and mouth-interior masks, in an EG3D-style crop.
+2. Projection (reenact.invert): masked W projection at the source camera, mouth interior excluded;
+   optionally (SPI) the mirrored source as a pseudo view at the mirrored camera.
+3. Mouth inpainting + pivotal tuning (reenact.tune): the hole of each target is filled from its GAN render,
+   then one generator is tuned on all (w_i, target_i).
+4. Final render: w_i at the driving frame's (smoothed, transferred) camera, composited over w_0 at the same
+   camera (frame-0 hair and background) with the frame-0 face region lifted to 3D by the rendered depth and
+   projected into that camera; then placed into the run's crop with the head's 2D translation and scale.
+
+Crop and cameras. EG3D's FFHQ crop (Deep3DFaceRecon, align 1024 at rescale 300, centre 700 -> 512) frames the
+face a little tighter than the FFHQ recipe of `reenact.crop.ffhq_crop`: its camera (focal 4.2647, radius 2.7,
+BFM units x 0.27) puts the 6.3 cm eye-centre distance at ~0.28 of the crop width where the FFHQ recipe
+puts it at 1/4. GAN_CROP_SCALE = 0.25 / 0.28 = 0.89 (estimated from the camera model; check with real weights).
+Cameras are `HeadPose.camera_labels()` of the poses in this crop (rotation only); the mapping is conditioned
+on the frontal camera, as in the official demos. Everything optimised lives in the run's work folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import kornia.filters as kf
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from reenact.cache import WorkDir, key_of
+from reenact.compose import feather_mask
+from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
+from reenact.eg3d import frontal_label, load_generator, mirror_label, save_generator
+from reenact.eg3d.volume import sample_rays
+from reenact.errors import CacheError, ReenactError
+from reenact.inputs import prefetch
+from reenact.invert import (interpolate_latents, keyframe_indices, project_sequence, render, w_stats)
+from reenact.losses import ImageLoss, load_vgg16
+from reenact.pose import to_image
+from reenact.structures import Crop, HeadPose, Latents, Rendered, atomic_write
+from reenact.tune import inpaint_mouth, tune_generator
+from reenact.warp import WarpRenderer
+
+if TYPE_CHECKING:
+    from reenact.pipeline import RunConfig, Scene
+
+log = logging.getLogger("reenact")
+
+GAN_CROP_SCALE = 0.89  # EG3D crop side relative to the FFHQ recipe's (see the module docstring)
+SPI_MIN_YAW = 0.2  # SPI: the mirrored pseudo view is used only for sources turned at least this far (rad)
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    generator: Optional[str] = None  # EG3D checkpoint (.pkl, or state dict + config.json): render through the 3D GAN
+    steps_first: int = 2000  # paper: W projection steps for frame 0, from w_avg
+    steps_per_frame: int = 100  # paper: projection steps of each later keyframe, warm-started
+    tune_steps: int = 2000  # paper: pivotal-tuning steps of the shared generator
+    keyframe_every: int = 1  # project every k-th frame and interpolate w between keyframes
+    w_plus: bool = False  # optimise one w per layer (W+) instead of the paper's W
+    symmetry: bool = False  # SPI: the mirrored source as a pseudo view at the mirrored camera (frame 0)
+    lr: float = 0.025  # paper: peak projection learning rate
+    tune_lr: float = 1e-3  # paper: peak tuning learning rate
+    noise_weight: float = 1e5  # paper: weight of the noise autocorrelation penalty
+    w_avg_samples: int = 600  # paper: z samples for w_avg and w_std
+    ssim_weight: float = 1.0  # weight of the SSIM term (beside pixel L2)
+    perceptual: Optional[str] = None  # VGG16 state dict (torchvision layout): adds the perceptual loss
+    locality: float = 0.0  # PTI locality regulariser weight (PTI: 0.1; the paper: off)
+    tune_stop_loss: float = 0.0  # stop tuning once the running loss is below this (0: never)
+    mirror_weight: float = 0.5  # SPI: weight of the mirrored pseudo view
+    final_depth_mul: int = 1  # depth samples x k for the final render (paper: 4)
+    save_every: int = 10  # save latents every k keyframes (resume)
+    checkpoint_every: int = 100  # save a tuning checkpoint every N steps (resume)
+    seed: int = 1989  # paper: seed of sampling and frame order
+
+
+@dataclass(frozen=True)
+class GanGeometry:
+    """The source and targets in the GAN crop (px of a G.img_resolution square) and their EG3D cameras."""
+
+    crop: Crop  # GAN crop of the source image
+    gan_from_scene: torch.Tensor  # [2, 3] scene-crop px -> GAN-crop px
+    source_pose: HeadPose  # T = 1
+    target_pose: HeadPose  # [T]
+    target_at_source: torch.Tensor  # [T, 478, 3] target mesh at the source pose
+    source_camera: torch.Tensor  # [1, 25]
+    driving_cameras: torch.Tensor  # [T, 25]
+
+
+def compose_affine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """2x3 affines [..., 2, 3]: a after b."""
+    return torch.cat([a[..., :2] @ b[..., :2], a[..., :2] @ b[..., 2:] + a[..., 2:]], -1)
+
+
+def gan_geometry(scene: Scene, size: int) -> GanGeometry:
+    """GAN crop, poses and cameras; the target mesh is re-posed from the target pose to the source pose."""
+    from reenact.pipeline import pose_in_crop  # the pipeline imports this module
+
+    landmarks = apply_affine(scene.crop.image_from_crop, scene.source_verts)
+    crop = ffhq_crop(landmarks, CropConfig(size=size, scale=GAN_CROP_SCALE))
+    gan_from_scene = compose_affine(crop.crop_from_image, scene.crop.image_from_crop)
+    source = pose_in_crop(scene.source.pose, crop)
+    target = pose_in_crop(scene.target_pose, Crop(gan_from_scene, size))
+    verts = apply_affine(gan_from_scene, scene.target_verts)
+    head = (verts - target.translation[:, None]) @ target.rotation / target.scale[:, None, None]
+    return GanGeometry(crop, gan_from_scene, source, target, to_image(head, source), source.camera_labels(),
+                       target.camera_labels())
+
+
+def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int], cfg: RunConfig,
+                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Expression-edited source images at `frames`, uint8 [K,3,S,S], with face and mouth-hole masks [K,1,S,S]."""
+    s = geo.crop.size
+    src_from_gan = Crop(geo.gan_from_scene, s).image_from_crop[None]
+
+    def to_gan(x):
+        return warp_affine(x[None].to(device), src_from_gan.to(device), (s, s))[0]
+
+    renderer = WarpRenderer(to_gan(scene.source_crop), apply_affine(geo.gan_from_scene, scene.source_verts),
+                            to_gan(scene.person), to_gan(scene.inside), cfg.warp)
+    images, faces, holes = [], [], []
+    for i in range(0, len(frames), cfg.output.chunk):
+        idx = frames[i:i + cfg.output.chunk]
+        n = len(idx)
+        drv = torch.from_numpy(np.ascontiguousarray(reader.read(idx))).permute(0, 3, 1, 2).float().div(255)
+        pose = HeadPose(*(x.expand(n, *x.shape[1:]).to(device) for x in (
+            geo.source_pose.rotation, geo.source_pose.translation, geo.source_pose.scale)))
+        out = renderer.render(idx[0], geo.target_at_source[idx].to(device), pose, drv.to(device),
+                              scene.driving_verts[idx].to(device))
+        images.append(_to_uint8(out.image))
+        faces.append(_to_uint8(out.face))
+        holes.append(_to_uint8((out.mouth > 0.05).float()))
+    return torch.cat(images), torch.cat(faces), torch.cat(holes)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255 + 0.5).byte().cpu()
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def face_points(depth: torch.Tensor, camera: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """World points [P, 3] of the face pixels: mask [1,1,S,S] > 0.5 lifted by expected ray depth [1,1,r,r]."""
+    s = face.shape[-1]
+    depth = F.interpolate(depth, size=(s, s), mode="bilinear", align_corners=False)
+    origins, dirs = sample_rays(camera[:, :16].view(-1, 4, 4), camera[:, 16:].view(-1, 3, 3), s)
+    points = origins + depth.reshape(1, -1, 1) * dirs
+    return points[0][face.reshape(-1) > 0.5]
+
+
+def reproject_mask(points: torch.Tensor, cameras: torch.Tensor, size: int) -> torch.Tensor:
+    """Soft masks [N,1,S,S] of world points [P,3] seen from cameras [N,25]: splat, close holes, blur.
+
+    Paper §1.7 lifts the frame-0 face the same way; this projects with each camera's own world-to-camera
+    transform (not the paper's near-frontal approximation). Blur: 15 px / sigma 7 at 512 px.
+    """
+    c2w = cameras[:, :16].view(-1, 4, 4)
+    k = cameras[:, 16:].view(-1, 3, 3)
+    cam = (points[None] - c2w[:, None, :3, 3]) @ c2w[:, :3, :3]
+    uv = cam @ k.transpose(1, 2)
+    uv = uv[..., :2] / uv[..., 2:].clamp_min(1e-6)
+    pix = (uv * size).floor().long()
+    inside = ((pix >= 0) & (pix < size)).all(-1)
+    flat = (pix[..., 1] * size + pix[..., 0]).clamp(0, size * size - 1)
+    mask = torch.zeros(len(cameras), size * size, device=points.device)
+    mask.scatter_(1, flat, inside.float(), reduce="add")
+    mask = (mask > 0).float().view(-1, 1, size, size)
+    r = max(1, size // 256)
+    mask = F.max_pool2d(mask, 2 * r + 1, 1, r)
+    mask = -F.max_pool2d(-mask, 2 * r + 1, 1, r)
+    ks = max(3, round(15 * size / 512)) | 1
+    sigma = 7.0 * size / 512
+    return kf.gaussian_blur2d(mask, (ks, ks), (sigma, sigma))
+
+
+def _progress(enabled: bool, desc: str, total: int):
+    return lambda it: iter(tqdm(it, desc=desc, total=total, disable=not enabled, leave=False))
+
+
+def invert_and_tune(G, scene: Scene, geo: GanGeometry, reader, cfg: RunConfig, device: torch.device,
+                    work: WorkDir):
+    """Steps 1-3: (tuned G, keyframe latents, frame-0 face mask), loaded from the work folder when present."""
+    g = cfg.gan
+    keyframes = keyframe_indices(len(geo.driving_cameras), g.keyframe_every)
+    targets, faces, holes = expression_targets(scene, geo, reader, keyframes, cfg, device)
+    loss_fn = ImageLoss(ssim=g.ssim_weight, vgg=load_vgg16(g.perceptual)).to(device)
+    c_src, c_cond = geo.source_camera.to(device), frontal_label(1, device=device)
+    pos = {f: i for i, f in enumerate(keyframes)}
+    yaw = float(geo.source_pose.angles()[0, 0].abs().deg2rad())
+    mirror = g.symmetry and yaw >= SPI_MIN_YAW
+    if g.symmetry and not mirror:
+        log.info("symmetry prior skipped: the source is near frontal (|yaw| %.2f rad < %.2f)", yaw, SPI_MIN_YAW)
+
+    def views(frame: int):
+        i = pos[frame]
+        target = targets[i:i + 1].to(device).float() / 255
+        mask = faces[i:i + 1].to(device).float() / 255 * (holes[i:i + 1].to(device) == 0).float()
+        if mirror and frame == 0:
+            return mirrored_views(target, mask, c_src)
+        return target, mask, c_src
+
+    proj = {k: v for k, v in asdict(g).items() if k not in ("tune_steps", "tune_lr", "locality", "tune_stop_loss",
+                                                            "checkpoint_every", "final_depth_mul", "save_every")}
+    lat_key = (g.generator, _digest(targets, faces, holes, geo.source_camera), proj)
+    lat_path = work.path("gan-latents", lat_key)
+    done = _load_latents(lat_path, work)
+    if done is None or len(done.frames) < len(keyframes):
+        w_avg, w_std = w_stats(G, c_cond, g.w_avg_samples, g.seed)
+        torch.manual_seed(g.seed)
+        done = project_sequence(
+            G, keyframes, views, loss_fn, w_avg=w_avg, w_std=w_std, steps_first=g.steps_first,
+            steps_per_frame=g.steps_per_frame, done=done, save_every=g.save_every,
+            on_saved=(lambda lat: lat.save(lat_path)) if work.enabled else None,
+            view_weights=lambda f: torch.tensor([1.0, g.mirror_weight]) if mirror and f == 0 else None,
+            progress=_progress(cfg.progress, "project", len(keyframes)), lr=g.lr, w_plus=g.w_plus,
+            noise_weight=g.noise_weight)
+    latents = done
+
+    tune_key = (lat_key, key_of("latents", [_digest(latents.w)]), g.tune_steps, g.tune_lr, g.locality,
+                g.tune_stop_loss)
+    tuned_path = work.path("gan-tuned", tune_key, ".pt")
+    if work.enabled and tuned_path.exists():
+        try:
+            return load_generator(tuned_path, device), latents, faces[:1]
+        except ReenactError as exc:
+            log.warning("discarding a corrupt tuned generator: %s", exc)
+            tuned_path.unlink(missing_ok=True)
+    full = inpainted_targets(G, latents, targets, holes, c_src, cfg.output.chunk)
+    tune_generator(G, latents.w, full, c_src, loss_fn, steps=g.tune_steps, lr=g.tune_lr, locality=g.locality,
+                   stop_loss=g.tune_stop_loss, checkpoint=work.path("gan-tune-ckpt", tune_key, ".pt")
+                   if work.enabled else None, checkpoint_every=g.checkpoint_every, seed=g.seed,
+                   progress=_progress(cfg.progress, "tune", g.tune_steps))
+    if work.enabled:
+        atomic_write(tuned_path, lambda tmp: save_generator(G, tmp))
+        work.path("gan-tune-ckpt", tune_key, ".pt").unlink(missing_ok=True)
+    return G, latents, faces[:1]
+
+
+def _load_latents(path: Path, work: WorkDir) -> Latents | None:
+    if not (work.enabled and path.exists()):
+        return None
+    try:
+        return Latents.load(path)
+    except CacheError as exc:
+        log.warning("discarding corrupt latents: %s", exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def mirrored_views(target: torch.Tensor, mask: torch.Tensor, camera: torch.Tensor):
+    """SPI pseudo view: the source and its mirror image at the mirrored camera. Hair, background and clothes
+    are asymmetric in general, so the mirror view supervises only the (masked) face region."""
+    return (torch.cat([target, target.flip(-1)]), torch.cat([mask, mask.flip(-1)]),
+            torch.cat([camera, mirror_label(camera)]))
+
+
+@torch.no_grad()
+def inpainted_targets(G, latents: Latents, targets: torch.Tensor, holes: torch.Tensor, c: torch.Tensor,
+                      chunk: int) -> torch.Tensor:
+    """Step 2: each target's mouth hole filled from its projected render (uint8 [K,3,S,S])."""
+    s = targets.shape[-1]
+    out = []
+    for i in range(0, len(targets), chunk):
+        w = latents.w[i:i + chunk].to(c.device)
+        fill = render(G, w, c.expand(len(w), -1))
+        full = inpaint_mouth(targets[i:i + chunk].to(c.device).float() / 255, holes[i:i + chunk].to(c.device),
+                             fill, grow=round(32 * s / 512), blur=(round(9 * s / 512), 3.0 * s / 512))
+        out.append(_to_uint8(full))
+    return torch.cat(out)
+
+
+def gan_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device,
+               work: WorkDir) -> Iterator[tuple[torch.Tensor, Rendered]]:
+    """The 3D GAN renderer over the driving video: (driving frames [N,3,Hd,Wd], rendered crops) per chunk."""
+    g = cfg.gan
+    G = load_generator(g.generator, device)
+    geo = gan_geometry(scene, G.img_resolution)
+    G, latents, face0 = invert_and_tune(G, scene, geo, reader, cfg, device, work)
+    rk = G.rendering_kwargs
+    G.rendering_kwargs = {**rk, "depth_resolution": rk["depth_resolution"] * g.final_depth_mul,
+                          "depth_resolution_importance": rk["depth_resolution_importance"] * g.final_depth_mul}
+    s, size = G.img_resolution, scene.crop.size
+    c_src = geo.source_camera.to(device)
+    w0 = latents.w[:1].to(device)
+    with torch.no_grad():
+        depth = G.synthesis(w0, c_src, noise_mode="const")["image_depth"]
+    points = face_points(depth, c_src, face0.to(device).float() / 255)
+    alpha_gan = feather_mask(s).to(device)
+    source_crop = scene.source_crop.to(device)
+    for start, frames in prefetch(reader.chunks(cfg.output.chunk)):
+        n = len(frames)
+        idx = torch.arange(start, start + n)
+        cams = geo.driving_cameras[idx].to(device)
+        with torch.no_grad():
+            fg = render(G, interpolate_latents(latents, idx).to(device), cams)
+            bg = render(G, w0.expand(n, -1, -1), cams)
+        face = reproject_mask(points, cams, s)
+        image = face * fg + (1 - face) * bg
+        # Place the GAN crop into the run's crop, moved and scaled like the target head relative to the source.
+        scene_to_gan = _placement(geo, idx).to(device)
+        layers = warp_affine(torch.cat([image, face, alpha_gan.expand(n, -1, -1, -1)], 1), scene_to_gan,
+                             (size, size), padding="zeros")
+        alpha = layers[:, 4:5] * scene.inside.to(device)
+        out = layers[:, :3] * alpha + source_crop * (1 - alpha)
+        drv = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255).to(device)
+        yield drv, Rendered(start, out, layers[:, 3:4], torch.zeros_like(alpha), alpha)
+
+
+def _placement(geo: GanGeometry, idx: torch.Tensor) -> torch.Tensor:
+    """[N, 2, 3] scene px -> GAN px, undoing the target head's 2D shift and scale relative to the source."""
+    k = (geo.target_pose.scale[idx] / geo.source_pose.scale[0])[:, None]
+    t0, t = geo.source_pose.translation[0, :2], geo.target_pose.translation[idx, :2]
+    inv = torch.zeros(len(idx), 2, 3)
+    inv[:, 0, 0] = inv[:, 1, 1] = 1 / k[:, 0]
+    inv[:, :, 2] = t0 - t / k
+    return compose_affine(inv, geo.gan_from_scene)

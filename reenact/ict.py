@@ -1,0 +1,293 @@
+"""The ICT-FaceKit linear face model (MIT, USC ICT) behind the `FaceModel` interface: 53 ARKit coefficients.
+
+The full model (26719 vertices; neutral + 100 identity modes + 53 expression blend shapes) is read once,
+from `--face.path`, $REENACT_FACE_MODEL or the cache (`python -m reenact.assets download ict` puts it
+there), and reduced to a compact landmark basis: the 478 mediapipe points on its surface
+(`data/ict_correspondence.npz`), mapped into the canonical head frame by a fixed similarity. That basis is
+cached beside it, so later runs read a few hundred kilobytes.
+
+Fitting (`IctModel.fit`) is batched over frames: Gauss-Newton steps on each frame's rigid pose, a
+box-constrained least-squares solve of the 53 coefficients in [0, 1] (projected coordinate descent with a
+temporal prior), and a Gaussian-prior solve of the 100 identity weights shared by the whole clip.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reenact.canonical import LIPS, load_canonical
+from reenact.errors import CacheError, InputError, MissingAssetError
+from reenact.geometry import rotvec_to_matrix, similarity_fit
+from reenact.pose import to_head_frame
+from reenact.structures import Expression, HeadPose, Tracks, atomic_write
+from third_party_wrappers import ict_facekit
+
+MODEL = "ict-arkit53"
+CORRESPONDENCE = Path(__file__).with_name("data") / "ict_correspondence.npz"
+PACKED = "ict_face_model.npz"
+DOWNLOAD_HINT = "python -m reenact.assets download ict"
+BASIS_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where downloaded models and derived files live: $REENACT_CACHE, else ~/.cache/reenact."""
+    return Path(os.environ.get("REENACT_CACHE") or Path.home() / ".cache" / "reenact")
+
+
+def default_location() -> Path:
+    """Where `python -m reenact.assets download ict` installs the model."""
+    return cache_dir() / "ict-facekit"
+
+
+def _usable(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == ".npz":
+        return path
+    if path.is_dir():
+        if (path / PACKED).is_file():
+            return path / PACKED
+        if (ict_facekit.model_folder(path) / ict_facekit.NEUTRAL).is_file():
+            return path
+    return None
+
+
+def find_model(path: str | Path | None = None) -> Path | None:
+    """The model file or folder: `path`, else $REENACT_FACE_MODEL, else the cache; None when absent."""
+    for candidate in (path, os.environ.get("REENACT_FACE_MODEL"), default_location()):
+        if candidate:
+            return _usable(Path(candidate).expanduser())
+    return None
+
+
+def locate_model(path: str | Path | None = None) -> Path:
+    """Like `find_model`, but a missing model raises MissingAssetError saying how to get it."""
+    found = find_model(path)
+    if found is None:
+        where = path or os.environ.get("REENACT_FACE_MODEL") or default_location()
+        raise MissingAssetError(f"the ICT-FaceKit face model was not found at {where} (an {PACKED} or the "
+                                f"upstream FaceXModel folder); get it with: {DOWNLOAD_HINT}")
+    return found
+
+
+def read_model(path: Path) -> dict:
+    """The full model's arrays from the packed npz or the upstream folder."""
+    try:
+        return ict_facekit.read_packed(path) if Path(path).is_file() else ict_facekit.read_upstream(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MissingAssetError(f"{path}: not a readable ICT-FaceKit model ({exc}); re-run {DOWNLOAD_HINT}") from None
+
+
+@dataclass(frozen=True)
+class LandmarkBasis:
+    """The model at mediapipe's 478 landmarks, in the canonical head frame."""
+
+    neutral: torch.Tensor  # [478, 3]
+    identity: torch.Tensor  # [I, 478, 3] per unit (standard-normal) identity weight
+    expression: torch.Tensor  # [E, 478, 3] per unit blend-shape weight
+    names: list  # E ARKit names
+
+    @classmethod
+    def from_model(cls, model: dict) -> "LandmarkBasis":
+        with np.load(CORRESPONDENCE) as d:
+            vertices, bary = torch.from_numpy(d["vertices"]).long(), torch.from_numpy(d["bary"])
+            if int(d["n_vertices"]) != len(model["neutral"]):
+                raise MissingAssetError(f"the ICT-FaceKit model has {len(model['neutral'])} vertices, "
+                                        f"the correspondence table expects {int(d['n_vertices'])}")
+
+        def at_landmarks(points: np.ndarray) -> torch.Tensor:
+            return (torch.from_numpy(points)[..., vertices, :] * bary[..., None]).sum(-2)
+
+        neutral = at_landmarks(model["neutral"]).double()
+        face = load_canonical()
+        scale, rot, trans = similarity_fit(neutral[face.rigid], face.shape[face.rigid].double())
+        linear = (scale * rot).float()
+        return cls((neutral @ (scale * rot).T + trans).float(), at_landmarks(model["identity_modes"]) @ linear.T,
+                   at_landmarks(model["expression_modes"]) @ linear.T, list(model["expression_names"]))
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), version=BASIS_VERSION, names=np.array(self.names),
+                                                **{k: getattr(self, k).numpy() for k in ("neutral", "identity",
+                                                                                          "expression")}))
+
+    @classmethod
+    def load(cls, path: Path) -> "LandmarkBasis":
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                if int(d["version"]) != BASIS_VERSION:
+                    raise CacheError(f"{path}: landmark basis of another version")
+                return cls(*(torch.from_numpy(d[k]) for k in ("neutral", "identity", "expression")),
+                           [str(n) for n in d["names"]])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CacheError(f"{path}: unreadable landmark basis ({exc})") from None
+
+
+def _model_key(path: Path) -> str:
+    """Digest of the model (a file's bytes; a folder's file names, sizes and times) and the correspondence table."""
+    h = hashlib.sha256(CORRESPONDENCE.read_bytes())
+    if path.is_file():
+        h.update(path.read_bytes())
+    else:
+        for f in sorted(ict_facekit.model_folder(path).iterdir()):
+            h.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def landmark_basis(path: Path) -> LandmarkBasis:
+    """The compact basis of the model at `path`, from the cache or built (and cached) from the full model."""
+    cached = cache_dir() / f"ict-landmarks-{_model_key(path)}.npz"
+    if cached.is_file():
+        try:
+            return LandmarkBasis.load(cached)
+        except CacheError:
+            cached.unlink(missing_ok=True)
+    basis = LandmarkBasis.from_model(read_model(path))
+    basis.save(cached)
+    return basis
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    iterations: int = 6  # alternations of pose, expression and identity solves
+    sweeps: int = 6  # coordinate-descent sweeps over the 53 coefficients per iteration
+    pose_steps: int = 2  # Gauss-Newton steps on the rigid pose per iteration
+    depth_weight: float = 0.3  # tracked depth is a learned guess: trusted less than x, y
+    lip_weight: float = 3.0  # landmark weights: lips and eyelids are what expressions are read from ...
+    eye_weight: float = 3.0
+    contour_weight: float = 0.3  # ... the face outline slides along the silhouette
+    identity_prior: float = 0.02  # Gaussian prior on the identity weights (per unit weight squared)
+    expression_prior: float = 3e-3  # pulls coefficients the landmarks barely see (cheekPuff, ...) to 0
+    temporal: float = 0.01  # smoothness of coefficients between neighbouring frames
+    identity_frames: int = 200  # frames the identity is fitted from (evenly spaced)
+
+
+def landmark_weights(cfg: FitConfig) -> torch.Tensor:
+    face = load_canonical()
+    w = torch.ones(478)
+    w[face.outer_loop] = cfg.contour_weight
+    w[list(LIPS)] = cfg.lip_weight
+    w[torch.cat(face.eye_loops)] = cfg.eye_weight
+    return w
+
+
+def _pose_step(points: torch.Tensor, target: torch.Tensor, pose: HeadPose, w: torch.Tensor, axis: torch.Tensor):
+    """One damped Gauss-Newton step on (rotation, translation, log scale) of every frame: head points [T, N, 3]."""
+    t, n = points.shape[:2]
+    s = pose.scale[:, None, None]
+    rx = points @ pose.rotation.transpose(1, 2)  # [T, N, 3]
+    residual = (target - s * rx - pose.translation[:, None]) / s
+    x, y, z = rx.unbind(-1)
+    jac = torch.zeros(t, n, 3, 7)  # d(prediction / s) / d(rotation vector, translation, log scale)
+    jac[..., 0, 1], jac[..., 0, 2], jac[..., 1, 0], jac[..., 1, 2], jac[..., 2, 0], jac[..., 2, 1] = z, -y, -z, x, y, -x
+    jac[..., [0, 1, 2], [3, 4, 5]] = (1 / s).expand(-1, n, 3)
+    jac[..., 6] = rx
+    jac, weighted = jac.reshape(t, -1, 7), (jac * (w[None, :, None] * axis)[..., None]).reshape(t, -1, 7)
+    jtj = weighted.transpose(1, 2) @ jac + 1e-6 * torch.eye(7)
+    step = torch.linalg.solve(jtj, (weighted.transpose(1, 2) @ residual.reshape(t, -1, 1))[..., 0])
+    return HeadPose(rotvec_to_matrix(step[:, :3]) @ pose.rotation, pose.translation + step[:, 3:6],
+                    pose.scale * step[:, 6].exp())
+
+
+def _box_qp(hess: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, prior: float, temporal: float, sweeps: int):
+    """min_x 1/2 x'Hx - g'x + prior/2 |x|^2 + temporal/2 sum_t |x_t - x_t-1|^2 over 0 <= x <= 1, per frame [T, K].
+
+    Projected coordinate descent: Gauss-Seidel over coefficients, vectorized over frames (Jacobi in time).
+    """
+    x = x.clone()
+    n_nbr = torch.full((len(x), 1), 2.0)
+    n_nbr[[0, -1]] -= 1
+    diag = hess.diagonal(dim1=1, dim2=2)
+    for _ in range(sweeps):
+        for k in range(x.shape[1]):
+            col = x[:, k]
+            nbr = torch.zeros_like(col)
+            nbr[1:] += col[:-1]
+            nbr[:-1] += col[1:]
+            num = grad[:, k] - (hess[:, k] * x).sum(-1) + diag[:, k] * col + temporal * nbr
+            x[:, k] = (num / (diag[:, k] + prior + temporal * n_nbr[:, 0])).clamp(0, 1)
+    return x
+
+
+def _combine(weights: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+    """Weights [..., K] times modes [K, N, 3] -> [..., N, 3]."""
+    return (weights @ modes.flatten(1)).unflatten(-1, modes.shape[1:])
+
+
+def _project(points: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+    """Points [T, N, 3] dotted with each mode [K, N, 3] -> [T, K]."""
+    return points.flatten(1) @ modes.flatten(1).T
+
+
+class IctModel:
+    """ARKit blend-shape coefficients of the ICT-FaceKit model (implements `reenact.expression.FaceModel`)."""
+
+    name = "ict-facekit"
+
+    def __init__(self, basis: LandmarkBasis, cfg: FitConfig = FitConfig()):
+        self.basis, self.cfg = basis, cfg
+        self.weights = landmark_weights(cfg)
+        self.axis = torch.tensor([1.0, 1.0, cfg.depth_weight])
+        self.gram_e, self.gram_i = self._gram(basis.expression), self._gram(basis.identity)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "IctModel":
+        return cls(landmark_basis(locate_model(path)))
+
+    def _gram(self, modes: torch.Tensor) -> torch.Tensor:
+        """sum_n w_n B[:, n, a] B[:, n, b]' as [3, 3, K, K], so a frame's normal matrix is einsum(M, gram)."""
+        return torch.einsum("n,ina,jnb->abij", self.weights, modes, modes)
+
+    def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
+        # Many small tensor operations: one thread is several times faster than two contending ones.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._fit(tracks, pose, ref)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
+        cfg, b = self.cfg, self.basis
+        target = tracks.landmarks.float()
+        n = len(target)
+        coeffs = torch.zeros(n, len(b.names))
+        identity = torch.zeros(len(b.identity))
+        gram_e, gram_i = self.gram_e, self.gram_i
+        wa = self.weights[None, :, None] * self.axis  # [1, N, 3]
+        sample = torch.linspace(0, n - 1, min(n, cfg.identity_frames)).round().long()
+        for _ in range(cfg.iterations):
+            shape = b.neutral + _combine(identity, b.identity)
+            for _ in range(cfg.pose_steps):
+                pose = _pose_step(shape + _combine(coeffs, b.expression), target, pose,
+                                  self.weights, self.axis)
+            # Expression: targets in head units, image orientation; metric M = R' D R per frame.
+            z = (target - pose.translation[:, None]) / pose.scale[:, None, None]
+            metric = pose.rotation.transpose(1, 2) @ torch.diag(self.axis) @ pose.rotation
+            back = ((z - shape @ pose.rotation.transpose(1, 2)) * wa) @ pose.rotation  # R' D W (Z - R S)
+            coeffs = _box_qp(torch.einsum("tab,abij->tij", metric, gram_e),
+                             _project(back, b.expression), coeffs,
+                             cfg.expression_prior, cfg.temporal, cfg.sweeps)
+            # Identity, shared: mean normal equations over sampled frames plus the Gaussian prior.
+            expressed = b.neutral + _combine(coeffs[sample], b.expression)
+            rest = ((z[sample] - expressed @ pose.rotation[sample].transpose(1, 2)) * wa) @ pose.rotation[sample]
+            hess = torch.einsum("ab,abij->ij", metric[sample].mean(0), gram_i)
+            grad = _project(rest, b.identity).sum(0) / len(sample)
+            identity = torch.linalg.solve(hess + cfg.identity_prior * torch.eye(len(identity)), grad)
+        # The subject's shape: its tracked reference frame with the fitted expression taken out, so that
+        # mesh(shape, code of ref) is exactly what was tracked and codes only move it by blend-shape offsets.
+        ref_pose = HeadPose(pose.rotation[ref:ref + 1], pose.translation[ref:ref + 1], pose.scale[ref:ref + 1])
+        shape = to_head_frame(target[ref:ref + 1], ref_pose)[0] - _combine(coeffs[ref], b.expression)
+        return pose, shape, Expression(coeffs, MODEL, list(b.names))
+
+    def mesh(self, shape: torch.Tensor, expression: Expression) -> torch.Tensor:
+        if expression.model != MODEL:
+            raise InputError(f"an expression of model {expression.model!r} cannot drive the {MODEL} face model")
+        return shape + _combine(expression.coeffs, self.basis.expression)
+
+    def identity_mesh(self, identity: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        """Model landmarks [T, 478, 3] (head frame) of identity weights [I] wearing coefficients [T, E]."""
+        b = self.basis
+        return b.neutral + _combine(identity, b.identity) + _combine(coeffs, b.expression)

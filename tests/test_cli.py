@@ -1,0 +1,106 @@
+"""`python -m reenact.run` end to end on short real clips, and its bad-input behaviour."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reenact.run import main
+from third_party_wrappers.video import open_video, probe_audio
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reenact.run", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def result(media, talking_clip, tmp_path_factory):
+    """One run on 48 frames of d3 (with audio), default output path, from a fresh folder."""
+    cwd = tmp_path_factory.mktemp("run")
+    proc = run_cli(str(media / "s42.jpg"), str(talking_clip), "-q", cwd=cwd)
+    return proc, cwd / "outputs" / f"s42--{talking_clip.stem}.mp4"
+
+
+def test_run_writes_video_with_driving_timing_and_audio(result, talking_clip):
+    proc, out = result
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""  # -q: silent
+    with open_video(out) as got, open_video(talking_clip) as drv:
+        assert got.info.n_frames == drv.info.n_frames
+        assert abs(got.info.fps - drv.info.fps) < 1e-3
+        assert (got.info.height, got.info.width) == (512, 512)  # the source's framing
+    assert probe_audio(out)
+    assert not list(out.parent.glob(".*.part.mp4"))
+
+
+def test_rerun_reuses_cached_tracks(result, media, talking_clip):
+    _, out = result
+    work = out.parent / ".reenact-work"
+    tracks = sorted(work.glob("*-tracks-*.npz"))
+    assert len(tracks) == 2 and len(list(work.glob("segments-*"))) == 1
+    stamps = [p.stat().st_mtime_ns for p in tracks]
+    code = main([str(media / "s42.jpg"), str(talking_clip), "-o", str(out.with_name("again.mp4")), "-q",
+                 "--crop-only"])
+    assert code == 0 and sorted(work.glob("*-tracks-*.npz")) == tracks
+    assert [p.stat().st_mtime_ns for p in tracks] == stamps  # reused, not recomputed
+    assert len(list(work.glob("segments-*"))) == 2  # other output settings render anew
+    with open_video(out.with_name("again.mp4")) as got:
+        assert got.info.width == got.info.height  # the square crop
+
+
+def _assert_refused(proc, cwd: Path, needle: str):
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reenact: ") and needle in lines[0], proc.stderr
+    assert not (cwd / "outputs").exists()
+
+
+def test_dog_is_refused(media, talking_clip, tmp_path):
+    _assert_refused(run_cli(str(media / "s25.jpg"), str(talking_clip), cwd=tmp_path), tmp_path, "s25.jpg")
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "image", "garbage"])
+def test_bad_driving_is_refused(media, tmp_path, kind):
+    bad = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "image":
+        bad = media / "s12.jpg"
+    elif kind == "garbage":
+        bad.write_bytes(os.urandom(4096))
+    _assert_refused(run_cli(str(media / "s42.jpg"), str(bad), cwd=tmp_path), tmp_path, bad.name)
+
+
+def test_truncated_video(media, talking_clip, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    data = talking_clip.read_bytes()  # written with the index first, so a cut file still opens
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    proc = run_cli(str(media / "s42.jpg"), str(cut), cwd=tmp_path)
+    _assert_refused(proc, tmp_path, "truncated")
+    assert "can be decoded" in proc.stderr
+    proc = run_cli(str(media / "s42.jpg"), str(cut), "--allow-truncated", "-q", "-o", "part.mp4", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with open_video(tmp_path / "part.mp4") as got:
+        assert 0 < got.info.n_frames < 48
+
+
+def test_output_equal_to_input_is_refused(media, talking_clip, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(talking_clip, clip)
+    before = clip.read_bytes()
+    proc = run_cli(str(media / "s42.jpg"), str(clip), "-o", str(clip), cwd=tmp_path)
+    _assert_refused(proc, tmp_path, "is an input")
+    assert clip.read_bytes() == before
+
+
+def test_missing_output_dir_is_created_and_config_printed(media, talking_clip, tmp_path, capsys):
+    assert main(["--print-config", "--smooth", "savgol", str(media / "s42.jpg"), str(talking_clip)]) == 0
+    assert '"method": "savgol"' in capsys.readouterr().out
+    out = tmp_path / "a" / "b" / "c.mp4"
+    assert main([str(media / "s42.jpg"), str(talking_clip), "-o", str(out), "-q", "--no-cache", "--pose-only"]) == 0
+    assert out.is_file() and not (out.parent / ".reenact-work").exists()

@@ -1,0 +1,173 @@
+"""The 3D GAN path on the small oracle EG3D (128 px, random weights): projection, tuning, masks, cameras, CLI."""
+import shutil
+
+import pytest
+import torch
+
+from reenact.eg3d import frontal_label, load_generator, lookat_label, mirror_label
+from reenact.gan_render import face_points, mirrored_views, reproject_mask
+from reenact.invert import (interpolate_latents, keyframe_indices, lr_ramp, project, project_sequence, render,
+                            w_stats)
+from reenact.losses import ImageLoss, VGG16Features, load_vgg16
+from reenact.run import main
+from reenact.structures import Latents
+from reenact.tune import inpaint_mouth, tune_generator
+from conftest import cut_clip
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def tiny_path(shared):
+    return shared / "oracles" / "eg3d" / "small" / "G_ema_state_dict.pt"
+
+
+@pytest.fixture()
+def G(tiny_path):
+    return load_generator(tiny_path)
+
+
+def truth(G, seed=0, yaw=0.3):
+    """A target rendered at a known latent and camera."""
+    torch.manual_seed(seed)
+    w = G.mapping(torch.randn(1, G.z_dim), frontal_label(1))[0]
+    c = lookat_label([yaw], [0.0])
+    with torch.no_grad():
+        return w, c, render(G, w[None], c)
+
+
+def mouth_mask(size=SIZE):
+    """1 everywhere except a mouth-shaped box in the lower middle."""
+    mask = torch.ones(1, 1, size, size)
+    mask[..., int(0.62 * size):int(0.78 * size), int(0.36 * size):int(0.64 * size)] = 0
+    return mask
+
+
+def test_lr_ramp_and_keyframes():
+    assert lr_ramp(0.0) == 0 and lr_ramp(0.5) == pytest.approx(1) and lr_ramp(1.0) == pytest.approx(0)
+    assert keyframe_indices(10, 4) == [0, 4, 8, 9] and keyframe_indices(3, 1) == [0, 1, 2]
+    lat = Latents(torch.stack([torch.zeros(2, 4), torch.ones(2, 4)]), torch.tensor([0, 4]), torch.zeros(2))
+    w = interpolate_latents(lat, torch.arange(6))
+    assert torch.allclose(w[:, 0, 0], torch.tensor([0, 0.25, 0.5, 0.75, 1, 1]))
+
+
+def test_masked_pixels_get_exactly_zero_gradient():
+    pred = torch.rand(2, 3, 32, 32, requires_grad=True)
+    mask = torch.ones(2, 1, 32, 32)
+    mask[..., 10:20, 8:24] = 0
+    ImageLoss()(pred, torch.rand(2, 3, 32, 32), mask).sum().backward()
+    hole = (mask == 0).expand_as(pred)
+    assert pred.grad[hole].abs().max() == 0 and pred.grad[~hole].abs().sum() > 0
+
+
+def test_perceptual_loss_from_a_state_dict(tmp_path):
+    vgg = VGG16Features()
+    torch.save({f"features.{k}": v for k, v in vgg.convs.state_dict().items()}, tmp_path / "vgg16.pt")
+    loss = ImageLoss(vgg=load_vgg16(tmp_path / "vgg16.pt"))
+    assert loss.perceptual > 0 and loss(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).shape == (1,)
+    assert load_vgg16(tmp_path / "absent.pt") is None  # a warning, never a failure
+
+
+def test_projection_lowers_masked_loss(G):
+    w_true, c, target = truth(G)
+    mask = mouth_mask()
+    loss_fn = ImageLoss()
+    w_avg, w_std = w_stats(G, frontal_label(1), n=64)
+    with torch.no_grad():
+        before = float(loss_fn(render(G, w_avg[None], c), target, mask))
+    w, after = project(G, (target, mask, c), w_avg, loss_fn, steps=25, w_std=w_std, lr=0.05)
+    assert after < before / 4
+    assert w.shape == w_avg.shape and torch.equal(w[0], w[-1])  # W space: one w for all layers
+
+
+def test_warm_start_and_w_plus(G):
+    w_true, c, target = truth(G)
+    loss_fn = ImageLoss(ssim=0)
+    views = lambda frame: (target, mouth_mask(), c)  # noqa: E731
+    saved = []
+    lat = project_sequence(G, [0, 2], views, loss_fn, w_avg=w_true, w_std=0.0, steps_first=0, steps_per_frame=2,
+                           on_saved=saved.append, save_every=1, w_plus=True, noise_weight=0)
+    assert lat.w.shape == (2, *w_true.shape) and lat.frames.tolist() == [0, 2] and len(saved) == 2
+    assert torch.equal(lat.w[0], w_true)  # zero steps leave the start point
+    assert not torch.equal(lat.w[1][0], lat.w[1][-1])  # W+: layers move independently
+
+
+def test_tuning_changes_only_generator_weights(G, tmp_path):
+    w_true, c, target = truth(G)
+    ws, targets = w_true[None].clone(), (target * 0.5).clone()
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    tune_generator(G, ws, targets, c, ImageLoss(), steps=3, lr=1e-2, checkpoint=tmp_path / "ckpt.pt",
+                   checkpoint_every=1, locality=0.1)
+    assert torch.equal(ws, w_true[None]) and torch.equal(targets, target * 0.5)
+    changed = [k for k, v in G.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(k in dict(G.named_parameters()) for k in changed)
+    assert not any(p.requires_grad for p in G.parameters())
+    assert (tmp_path / "ckpt.pt").exists()  # the last checkpoint (step 2) lets a rerun resume
+
+
+def test_mouth_inpainting_fills_only_around_the_hole():
+    target, fill = torch.zeros(1, 3, 64, 64), torch.ones(1, 3, 64, 64)
+    hole = torch.zeros(1, 1, 64, 64)
+    hole[..., 30:34, 30:34] = 1
+    out = inpaint_mouth(target, hole, fill, grow=8, blur=(5, 1.0))
+    assert out[0, :, 32, 32].min() == pytest.approx(1, abs=1e-3) and out[0, :, 2, 2].max() == 0
+
+
+def test_mirrored_view_uses_the_mirrored_camera():
+    target, mask, c = torch.rand(1, 3, 16, 16), torch.rand(1, 1, 16, 16), lookat_label([0.4], [0.1])
+    t, m, cams = mirrored_views(target, mask, c)
+    assert torch.equal(cams[1], mirror_label(c)[0]) and torch.equal(t[1], target[0].flip(-1))
+    assert torch.equal(m[1], mask[0].flip(-1)) and torch.equal(cams[0], c[0])
+    yaw_m = lookat_label([-0.4], [0.1])
+    assert torch.allclose(cams[1, [3, 7, 11]], yaw_m[0, [3, 7, 11]], atol=1e-5)
+
+
+def test_reprojected_face_mask_round_trips_and_moves_with_the_camera(G):
+    w, c, _ = truth(G, yaw=0.0)
+    with torch.no_grad():
+        depth = G.synthesis(w[None], c, noise_mode="const")["image_depth"]
+    face = torch.zeros(1, 1, SIZE, SIZE)
+    face[..., 40:90, 45:85] = 1
+    pts = face_points(depth, c, face)
+    back = reproject_mask(pts, torch.cat([c, lookat_label([0.4], [0.0])]), SIZE)
+    iou = ((back[0] > 0.5) & (face[0] > 0.5)).sum() / ((back[0] > 0.5) | (face[0] > 0.5)).sum()
+    assert iou > 0.85
+    assert not torch.allclose(back[1], back[0], atol=0.1)
+
+
+@pytest.fixture(scope="module")
+def cli_inputs(media, tmp_path_factory, tiny_path):
+    root = tmp_path_factory.mktemp("gan")
+    shutil.copy(tiny_path, root / "tiny_state_dict.pt")
+    shutil.copy(tiny_path.with_name("config.json"), root / "tiny_state_dict.json")
+    return media / "s42.jpg", cut_clip(media / "d3.mp4", root / "short_clip.mp4", 100, 6, 256), root
+
+
+def test_video_path_end_to_end(cli_inputs, tmp_path):
+    from third_party_wrappers.video import open_video
+
+    source, clip, root = cli_inputs
+    out, work = tmp_path / "out.mp4", tmp_path / "work"
+    args = [str(source), str(clip), "-o", str(out), "--work-dir", str(work), "-q",
+            "--generator", str(root / "tiny_state_dict.pt"), "--steps-first", "20", "--steps-per-frame", "3",
+            "--tune-steps", "5", "--keyframe-every", "5", "--gan.w-avg-samples", "64"]
+    assert main(args) == 0
+    with open_video(out) as reader:
+        assert reader.info.n_frames == 6
+    assert len(list(work.glob("gan-latents-*.npz"))) == 1 and len(list(work.glob("gan-tuned-*.pt"))) == 1
+    assert not list(work.glob("gan-tune-ckpt-*"))
+    mtime = next(work.glob("gan-tuned-*.pt")).stat().st_mtime
+    assert main(args) == 0  # the re-render reuses latents and tuned weights
+    assert next(work.glob("gan-tuned-*.pt")).stat().st_mtime == mtime
+
+
+@pytest.mark.parametrize("content", [None, b"PK\x03\x04 truncated", b"\x80\x04not a pickle"])
+def test_bad_checkpoint_is_one_line_exit_2(cli_inputs, tmp_path, capsys, content):
+    source, clip, _ = cli_inputs
+    ckpt = tmp_path / "g.pkl"
+    if content is not None:
+        ckpt.write_bytes(content)
+    code = main([str(source), str(clip), "-o", str(tmp_path / "o.mp4"), "-q", "--generator", str(ckpt)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and str(ckpt) in err
+    assert not (tmp_path / "o.mp4").exists()

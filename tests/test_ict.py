@@ -1,0 +1,111 @@
+"""ICT-FaceKit model: importer on the real upstream files, locating, fitting against synthetic ground truth."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from reenact.errors import MissingAssetError
+from reenact.expression import FaceModelConfig, MeshOffsetModel, load_face_model
+from reenact.geometry import angles_to_matrix, head_angles
+from reenact.ict import MODEL, IctModel, find_model
+from reenact.pose import estimate_pose, to_image
+from reenact.structures import Expression, HeadPose, Tracks
+from third_party_wrappers.ict_facekit import expression_names, read_obj, read_packed, read_upstream
+
+
+@pytest.fixture(scope="session")
+def ict_dir(shared):
+    return shared / "facemodels" / "ict-facekit"
+
+
+@pytest.fixture(scope="session")
+def model(ict_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REENACT_CACHE", str(cache))
+        return IctModel.load(ict_dir / "ict_face_model.npz")
+
+
+def test_upstream_objs_match_packed_model(ict_dir, tmp_path):
+    folder = tmp_path / "FaceXModel"
+    folder.mkdir()
+    for name in ("generic_neutral_mesh.obj", "identity000.obj", "jawOpen.obj", "mouthSmile_L.obj",
+                 "vertex_indices.json"):
+        shutil.copy(ict_dir / name, folder / name)
+    upstream = read_upstream(tmp_path, n_identities=1, expressions=["jawOpen", "mouthSmile_L"])
+    packed = read_packed(ict_dir / "ict_face_model.npz")
+    assert len(expression_names(tmp_path)) == 53 and expression_names(tmp_path) == packed["expression_names"]
+    np.testing.assert_allclose(upstream["neutral"], packed["neutral"], atol=1e-4)
+    np.testing.assert_array_equal(upstream["polygons"], packed["polygons"])
+    names = packed["expression_names"]
+    for i, name in enumerate(["jawOpen", "mouthSmile_L"]):
+        np.testing.assert_allclose(upstream["expression_modes"][i], packed["expression_modes"][names.index(name)],
+                                   atol=2e-3)  # the packed modes are float16
+    np.testing.assert_allclose(upstream["identity_modes"][0], packed["identity_modes"][0], atol=2e-3)
+    assert read_obj(folder / "jawOpen.obj").shape == (26719, 3)
+
+
+def test_locating_the_model(ict_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("REENACT_CACHE", str(tmp_path))
+    monkeypatch.delenv("REENACT_FACE_MODEL", raising=False)
+    assert find_model() is None
+    assert isinstance(load_face_model(FaceModelConfig("auto")), MeshOffsetModel)
+    with pytest.raises(MissingAssetError, match="reenact.assets download ict"):
+        load_face_model(FaceModelConfig("ict"))
+    monkeypatch.setenv("REENACT_FACE_MODEL", str(ict_dir))
+    assert find_model() == ict_dir / "ict_face_model.npz"
+    assert load_face_model(FaceModelConfig("auto")).name == "ict-facekit"
+    assert list(tmp_path.glob("ict-landmarks-*.npz")), "the compact landmark basis is cached"
+
+
+def test_basis_is_in_the_head_frame(model):
+    b = model.basis
+    eye = (b.neutral[263] - b.neutral[33]).norm()
+    assert abs(eye - 1) < 0.05 and b.neutral[[33, 263]].mean(0).abs().max() < 0.1
+    assert b.neutral[13, 1] < 0 < b.neutral[10, 1] and b.neutral[4, 2] > b.neutral[33, 2]  # mouth low, nose out
+    jaw = b.expression[b.names.index("jawOpen")]
+    assert jaw[152, 1] < -0.2  # opening the jaw lowers the chin
+
+
+def synthetic(model: IctModel, n: int, seed: int = 0):
+    """Landmarks of a random identity, smooth sparse expressions (keyframes every 8 frames) and random poses,
+    with tracker-like noise. Returns (tracks, true coefficients, true yaw/pitch/roll)."""
+    g = torch.Generator().manual_seed(seed)
+    identity = torch.randn(100, generator=g) * 0.8
+    keys = (torch.rand(n // 8 + 2, 53, generator=g)).mul(torch.rand(n // 8 + 2, 53, generator=g) < 0.1)
+    coeffs = torch.nn.functional.interpolate(keys.T[None], scale_factor=8, mode="linear")[0].T[:n].contiguous()
+    angles = torch.randn(n, 3, generator=g) * torch.tensor([15.0, 8.0, 5.0])
+    pose = HeadPose(angles_to_matrix(angles), torch.tensor([320.0, 240.0, 0.0]) + torch.randn(n, 3, generator=g),
+                    torch.full((n,), 100.0))
+    points = to_image(model.identity_mesh(identity, coeffs), pose)
+    points = points + torch.randn(points.shape, generator=g) * torch.tensor([0.3, 0.3, 1.0])
+    return Tracks(points, torch.ones(n, dtype=torch.bool), 480, 640, 30.0), coeffs, angles
+
+
+def test_fit_recovers_synthetic_expressions_and_pose(model):
+    tracks, coeffs, angles = synthetic(model, 60)
+    pose, shape, expression = model.fit(tracks, estimate_pose(tracks), 0)
+    assert expression.model == MODEL and len(expression.names) == 53 and expression.coeffs.shape == (60, 53)
+    assert expression.coeffs.min() >= 0 and expression.coeffs.max() <= 1
+    err = (expression.coeffs - coeffs).abs()
+    for name in ("jawOpen", "eyeBlink_L", "eyeBlink_R"):
+        assert err[:, expression.names.index(name)].mean() < 0.1, name  # the bench's target
+    assert err.mean() < 0.1  # several ARKit shapes (cheekPuff, eyeLook*) barely move the 478 landmarks
+    assert (head_angles(pose.rotation) - angles).abs().median() < 1.0
+    # mesh() of the reference frame's code gives back its tracked landmarks
+    ref = to_image(model.mesh(shape, Expression(expression.coeffs[:1], MODEL, expression.names)), pose)
+    torch.testing.assert_close(ref[0], tracks.landmarks[0], atol=1e-2, rtol=0)
+
+
+def test_single_image_fit(model):
+    tracks, coeffs, _ = synthetic(model, 1, seed=3)
+    _, _, expression = model.fit(tracks, estimate_pose(tracks), 0)
+    assert (expression.coeffs - coeffs).abs().mean() < 0.1
+
+
+def test_mesh_rejects_other_codes(model):
+    with pytest.raises(Exception, match="cannot drive"):
+        model.mesh(torch.zeros(478, 3), Expression(torch.zeros(1, 1434), "mesh-offset", []))
