@@ -20,11 +20,12 @@ on the frontal camera, as in the official demos. Everything optimised lives in t
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import kornia.filters as kf
 import numpy as np
@@ -173,7 +174,7 @@ def reproject_mask(points: torch.Tensor, cameras: torch.Tensor, size: int) -> to
     inside = ((pix >= 0) & (pix < size)).all(-1)
     flat = (pix[..., 1] * size + pix[..., 0]).clamp(0, size * size - 1)
     mask = torch.zeros(len(cameras), size * size, device=points.device)
-    mask.scatter_(1, flat, inside.float(), reduce="add")
+    mask.scatter_add_(1, flat, inside.float())
     mask = (mask > 0).float().view(-1, 1, size, size)
     r = max(1, size // 256)
     mask = F.max_pool2d(mask, 2 * r + 1, 1, r)
@@ -279,41 +280,60 @@ def inpainted_targets(G, latents: Latents, targets: torch.Tensor, holes: torch.T
     return torch.cat(out)
 
 
-def gan_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device,
-               work: WorkDir) -> Iterator[tuple[torch.Tensor, Rendered]]:
-    """The 3D GAN renderer over the driving video: (driving frames [N,3,Hd,Wd], rendered crops) per chunk."""
-    g = cfg.gan
-    G = load_generator(g.generator, device)
+@dataclass(frozen=True)
+class GanState:
+    """What the final render needs, built once per run by `gan_chunks`."""
+
+    G: torch.nn.Module  # the tuned generator, final-render depth samples set
+    geo: GanGeometry
+    latents: Latents
+    points: torch.Tensor  # [P, 3] frame-0 face points in world coordinates
+
+
+def prepare_gan(scene: Scene, reader, cfg: RunConfig, device: torch.device, work: WorkDir) -> GanState:
+    """Steps 1-3 and the frame-0 face lifted to 3D by the tuned generator's depth."""
+    G = load_generator(cfg.gan.generator, device)
     geo = gan_geometry(scene, G.img_resolution)
     G, latents, face0 = invert_and_tune(G, scene, geo, reader, cfg, device, work)
-    rk = G.rendering_kwargs
-    G.rendering_kwargs = {**rk, "depth_resolution": rk["depth_resolution"] * g.final_depth_mul,
-                          "depth_resolution_importance": rk["depth_resolution_importance"] * g.final_depth_mul}
-    s, size = G.img_resolution, scene.crop.size
+    rk, mul = G.rendering_kwargs, cfg.gan.final_depth_mul
+    G.rendering_kwargs = {**rk, "depth_resolution": rk["depth_resolution"] * mul,
+                          "depth_resolution_importance": rk["depth_resolution_importance"] * mul}
     c_src = geo.source_camera.to(device)
-    w0 = latents.w[:1].to(device)
     with torch.no_grad():
-        depth = G.synthesis(w0, c_src, noise_mode="const")["image_depth"]
-    points = face_points(depth, c_src, face0.to(device).float() / 255)
-    alpha_gan = feather_mask(s).to(device)
-    source_crop = scene.source_crop.to(device)
-    for start, frames in prefetch(reader.chunks(cfg.output.chunk)):
-        n = len(frames)
-        idx = torch.arange(start, start + n)
-        cams = geo.driving_cameras[idx].to(device)
-        with torch.no_grad():
-            fg = render(G, interpolate_latents(latents, idx).to(device), cams)
-            bg = render(G, w0.expand(n, -1, -1), cams)
-        face = reproject_mask(points, cams, s)
-        image = face * fg + (1 - face) * bg
-        # Place the GAN crop into the run's crop, moved and scaled like the target head relative to the source.
-        scene_to_gan = _placement(geo, idx).to(device)
-        layers = warp_affine(torch.cat([image, face, alpha_gan.expand(n, -1, -1, -1)], 1), scene_to_gan,
-                             (size, size), padding="zeros")
-        alpha = layers[:, 4:5] * scene.inside.to(device)
-        out = layers[:, :3] * alpha + source_crop * (1 - alpha)
-        drv = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255).to(device)
-        yield drv, Rendered(start, out, layers[:, 3:4], torch.zeros_like(alpha), alpha)
+        depth = G.synthesis(latents.w[:1].to(device), c_src, noise_mode="const")["image_depth"]
+    return GanState(G, geo, latents, face_points(depth, c_src, face0.to(device).float() / 255))
+
+
+def gan_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device,
+               work: WorkDir) -> Callable[[int, int | None], Iterator[tuple[torch.Tensor, Rendered]]]:
+    """The 3D GAN renderer: a function of a frame range [start, end) yielding (driving frames [N,3,Hd,Wd],
+    rendered crops) per chunk, like `warp_chunks`. Inversion and tuning run on the first call only."""
+    prepared = functools.cache(lambda: prepare_gan(scene, reader, cfg, device, work))
+
+    def chunks(start: int = 0, end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
+        st = prepared()
+        s, size = st.G.img_resolution, scene.crop.size
+        w0 = st.latents.w[:1].to(device)
+        alpha_gan = feather_mask(s).to(device)
+        source_crop = scene.source_crop.to(device)
+        for first, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
+            n = len(frames)
+            idx = torch.arange(first, first + n)
+            cams = st.geo.driving_cameras[idx].to(device)
+            with torch.no_grad():
+                fg = render(st.G, interpolate_latents(st.latents, idx).to(device), cams)
+                bg = render(st.G, w0.expand(n, -1, -1), cams)
+            face = reproject_mask(st.points, cams, s)
+            image = face * fg + (1 - face) * bg
+            # Into the run's crop, moved and scaled like the target head relative to the source.
+            layers = warp_affine(torch.cat([image, face, alpha_gan.expand(n, -1, -1, -1)], 1),
+                                 _placement(st.geo, idx).to(device), (size, size), padding="zeros")
+            alpha = layers[:, 4:5] * scene.inside.to(device)
+            out = layers[:, :3] * alpha + source_crop * (1 - alpha)
+            drv = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255).to(device)
+            yield drv, Rendered(first, out, layers[:, 3:4], torch.zeros_like(alpha), alpha)
+
+    return chunks
 
 
 def _placement(geo: GanGeometry, idx: torch.Tensor) -> torch.Tensor:

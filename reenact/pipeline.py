@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -120,10 +121,12 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
     driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
     if cfg.transfer.ref_frame is None:
         log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
-    target = transfer(source, driving, cfg.transfer)
-    target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
+    return build_scene(source_rgb, src_tracks, source, driving, transfer(source, driving, cfg.transfer), model, cfg)
 
-    # The aligned crop of the source, its person mask and in-image mask.
+
+def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driving: Motion, target: Motion,
+                model: FaceModel, cfg: RunConfig) -> Scene:
+    """The aligned crop of the source, its person and in-image masks, and the target meshes in crop pixels."""
     crop_cfg = replace(cfg.crop, size=_crop_size(src_tracks, cfg.crop, source_rgb.shape))
     crop = ffhq_crop(src_tracks.landmarks[0], crop_cfg)
     source_full = _to_tensor(source_rgb[None])[0]
@@ -131,23 +134,35 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
     source_crop = warp_affine(source_full[None], inv, (crop.size, crop.size))[0]
     inside = warp_affine(torch.ones(1, 1, *source_full.shape[-2:]), inv, (crop.size, crop.size), padding="zeros")[0]
     person = torch.from_numpy(segment_person(_to_uint8(source_crop[None])[0]))[None]
+    target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
     return Scene(source_full, source_crop, crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]), person,
                  inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
                  pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose))
 
 
+def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device) -> WarpRenderer:
+    """The default renderer for a scene's source crop."""
+    return WarpRenderer(scene.source_crop.to(device), scene.source_verts, scene.person.to(device),
+                        scene.inside.to(device), cfg.warp)
+
+
+def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
+                 driving: torch.Tensor | None = None) -> Rendered:
+    """Target frames [start, start + n) of a scene; `driving` frames [n, 3, Hd, Wd] feed the mouth fill."""
+    sl = slice(start, start + n)
+    pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
+                                                  scene.target_pose.scale)))
+    return renderer.render(start, scene.target_verts[sl].to(device), pose, driving,
+                           scene.driving_verts[sl].to(device))
+
+
 def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,
                 end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
     """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], rendered crops)."""
-    renderer = WarpRenderer(scene.source_crop.to(device), scene.source_verts, scene.person.to(device),
-                            scene.inside.to(device), cfg.warp)
-    for start, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
-        sl = slice(start, start + len(frames))
+    renderer = make_renderer(scene, cfg, device)
+    for first, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
         drv = _to_tensor(frames).to(device)
-        pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
-                                                      scene.target_pose.scale)))
-        yield drv, renderer.render(start, scene.target_verts[sl].to(device), pose, drv,
-                                   scene.driving_verts[sl].to(device))
+        yield drv, render_range(renderer, scene, first, len(frames), device, drv)
 
 
 def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: OutputConfig) -> torch.Tensor:
@@ -183,13 +198,15 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
         seg_dir = work.path("segments", (source_path, driving_path, settings), suffix="") if work.enabled \
             else Path(scratch)
         bounds = list(range(0, info.n_frames, cfg.output.segment)) + [info.n_frames]
+        chunks = (gan_chunks(scene, reader, cfg, device, work) if cfg.gan.generator
+                  else partial(warp_chunks, scene, reader, cfg, device))
         parts = []
         with tqdm(total=info.n_frames, desc="render", unit="frame", disable=not cfg.progress) as bar:
             for start, end in zip(bounds[:-1], bounds[1:]):
                 part = seg_dir / f"{start:06d}-{end:06d}.mp4"
                 if not _complete(part, end - start):
                     seg_dir.mkdir(parents=True, exist_ok=True)
-                    _render_segment(scene, reader, cfg, device, start, end, part, bar)
+                    _render_segment(scene, reader, cfg, chunks, start, end, part, bar)
                 else:
                     bar.update(end - start)
                 parts.append(part)
@@ -201,11 +218,11 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
     return scene.target
 
 
-def _render_segment(scene: Scene, reader, cfg: RunConfig, device, start: int, end: int, part: Path, bar) -> None:
-    """Render, compose and encode frames [start, end) into one segment file (atomic)."""
+def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, end: int, part: Path, bar) -> None:
+    """Render (`chunks(start, end)`: warp or GAN), compose and encode frames [start, end) into one segment file."""
     writer = None
     try:
-        for drv, rendered in warp_chunks(scene, reader, cfg, device, start, end):
+        for drv, rendered in chunks(start, end):
             frames = _to_uint8(compose_frames(scene, drv, rendered, cfg.output))
             if writer is None:
                 writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf)

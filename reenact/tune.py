@@ -88,7 +88,8 @@ def tune_generator(G, ws: torch.Tensor, targets: torch.Tensor, c: torch.Tensor, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        running = float(loss) if running is None else 0.9 * running + 0.1 * float(loss)
+        value = float(loss.detach())
+        running = value if running is None else 0.9 * running + 0.1 * value
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             _save_checkpoint(checkpoint, G, opt, step + 1, gen.get_state())
         if stop_loss > 0 and running < stop_loss:

@@ -21,7 +21,7 @@ import kornia.filters as kf
 import torch
 import torch.nn.functional as F
 
-from reenact.canonical import load_canonical
+from reenact.canonical import LIPS, load_canonical
 from reenact.crop import pixels_to_grid
 from reenact.raster import interpolate, rasterize
 from reenact.structures import HeadPose, Rendered
@@ -119,6 +119,7 @@ class WarpRenderer:
         self.cfg = cfg
         self.skin = face.rigid.to(source.device)
         self.skin_mean = self._sample_at(source[None], self.src_verts[None, self.skin, :2], source.shape[-2:]).mean(-1)
+        self.lip_mean = self._sample_at(source[None], self.src_verts[None, list(LIPS), :2], source.shape[-2:])[0].mean(-1)
         self._grid_cache: dict = {}
         self.src_mouth_area = _polygon_area(self.src_verts[face.mouth_loop, :2])
 
@@ -182,8 +183,9 @@ class WarpRenderer:
         m = _smoothstep(2 * blur - 1)[..., None] * covered[..., None]
         src_map = m * mesh_map[..., :2] + (1 - m) * outside_map
 
-        # 3. mouth: the driver's mouth through the fan, or an affine of the lip contour elsewhere
-        fill_mouth = cfg.mouth_fill and driving is not None and driving_verts is not None
+        # 3. mouth: the driver's mouth through the fan (an affine of the lip contour around it), or,
+        # without a driving image, a dark mouth interior shaded from the source's lip colour
+        fill_mouth = cfg.mouth_fill
         if fill_mouth:
             loop = load_canonical().mouth_loop
             tgt_area = _polygon_area(tgt[:, loop, :2])
@@ -201,12 +203,18 @@ class WarpRenderer:
         image, valid = sampled[:, :3], sampled[:, 3:]
         mouth_s = torch.zeros_like(valid)
         if fill_mouth:
-            lip_affine = _affine_fit(tgt[:, loop, :2], driving_verts[:, loop, :2])
-            drv_map = torch.where(in_mouth[..., None], mesh_map[..., 2:], _apply(lip_affine, pts[None].expand(n, -1, -1, -1)))
-            drv_grid = up(pixels_to_grid(drv_map, driving.shape[-2:]).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-            fill = F.grid_sample(driving, drv_grid, mode="bilinear", padding_mode="border", align_corners=False)
             mouth_s = up(mouth_w[:, None])
-            image = image * (1 - mouth_s) + self._match_skin(fill, driving, driving_verts) * mouth_s
+            if driving is not None and driving_verts is not None:
+                lip_affine = _affine_fit(tgt[:, loop, :2], driving_verts[:, loop, :2])
+                drv_map = torch.where(in_mouth[..., None], mesh_map[..., 2:],
+                                      _apply(lip_affine, pts[None].expand(n, -1, -1, -1)))
+                drv_grid = up(pixels_to_grid(drv_map, driving.shape[-2:]).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+                fill = F.grid_sample(driving, drv_grid, mode="bilinear", padding_mode="border", align_corners=False)
+                fill = self._match_skin(fill, driving, driving_verts)
+            else:
+                depth = up(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
+                fill = self.lip_mean[None, :, None, None] * (0.45 - 0.3 * depth)
+            image = image * (1 - mouth_s) + fill * mouth_s
         return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s))
 
     def _centres(self, r: int) -> torch.Tensor:

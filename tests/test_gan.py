@@ -75,7 +75,7 @@ def test_projection_lowers_masked_loss(G):
     w_avg, w_std = w_stats(G, frontal_label(1), n=64)
     with torch.no_grad():
         before = float(loss_fn(render(G, w_avg[None], c), target, mask))
-    w, after = project(G, (target, mask, c), w_avg, loss_fn, steps=25, w_std=w_std, lr=0.05)
+    w, after = project(G, (target, mask, c), w_avg, loss_fn, steps=12, w_std=w_std, lr=0.1)
     assert after < before / 4
     assert w.shape == w_avg.shape and torch.equal(w[0], w[-1])  # W space: one w for all layers
 
@@ -110,7 +110,7 @@ def test_mouth_inpainting_fills_only_around_the_hole():
     hole = torch.zeros(1, 1, 64, 64)
     hole[..., 30:34, 30:34] = 1
     out = inpaint_mouth(target, hole, fill, grow=8, blur=(5, 1.0))
-    assert out[0, :, 32, 32].min() == pytest.approx(1, abs=1e-3) and out[0, :, 2, 2].max() == 0
+    assert out[0, :, 32, 32].min() == pytest.approx(1, abs=1e-3) and out[0, :, 2, 2].abs().max() < 1e-6
 
 
 def test_mirrored_view_uses_the_mirrored_camera():
@@ -157,6 +157,8 @@ def test_video_path_end_to_end(cli_inputs, tmp_path):
     assert len(list(work.glob("gan-latents-*.npz"))) == 1 and len(list(work.glob("gan-tuned-*.pt"))) == 1
     assert not list(work.glob("gan-tune-ckpt-*"))
     mtime = next(work.glob("gan-tuned-*.pt")).stat().st_mtime
+    for seg in work.glob("segments-*"):
+        shutil.rmtree(seg)
     assert main(args) == 0  # the re-render reuses latents and tuned weights
     assert next(work.glob("gan-tuned-*.pt")).stat().st_mtime == mtime
 

@@ -60,10 +60,21 @@ def write_image(path, rgb: np.ndarray) -> None:
     if fmt is None:
         raise ValueError(f"{path}: unknown image format for suffix {path.suffix!r}")
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    _atomic_save(path, lambda f: Image.fromarray(rgb).save(f, format=fmt, **options))
+
+
+def write_gif(path, frames: np.ndarray, fps: float) -> None:
+    """Write uint8 [N,H,W,3] RGB frames as a looping animated GIF, atomically."""
+    images = [Image.fromarray(np.asarray(f)) for f in frames]
+    _atomic_save(Path(path), lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                       duration=round(1000 / fps), loop=0))
+
+
+def _atomic_save(path: Path, save) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         with open(tmp, "wb") as f:
-            Image.fromarray(rgb).save(f, format=fmt, **options)
+            save(f)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
