@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from reenact.cache import WorkDir
+from reenact.cache import WorkDir, key_of
 from reenact.compose import paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.errors import InputError
@@ -42,7 +42,7 @@ class OutputConfig:
     compare: bool = False  # write driving | source | result side by side
     crop_only: bool = False  # write the animated crop instead of pasting it back into the source frame
     max_side: int = 1280  # the source is downscaled to this size before anything else
-    chunk: int = 16  # frames rendered at once (bounds memory)
+    chunk: int = 16  # frames rendered at once at 512 x 512 (fewer for larger frames; bounds memory)
     segment: int = 64  # frames per encoded segment: the unit of resume after an interruption
     crf: int = 18  # H.264 quality (lower is better)
 
@@ -104,23 +104,29 @@ class Scene:
     driving_verts: torch.Tensor  # [T, 478, 3] smoothed driving landmarks, driving px
 
 
-def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, model: FaceModel) -> Scene:
-    """Inputs, tracking, pose + expression, smoothing, transfer and the source crop."""
+def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, model: FaceModel,
+            driving: Motion | None = None) -> Scene:
+    """Inputs, tracking, pose + expression, smoothing, transfer and the source crop.
+
+    `driving`: a driving Motion to use as is (e.g. edited curves) instead of tracking the video.
+    """
     info = reader.info
     source_rgb = load_source(source_path, cfg.output.max_side)
 
     # Track the source (static) and the driving video (tracking mode, streamed, decoding read ahead).
     src_tracks = work.cached("source-tracks", Tracks, (source_path, cfg.track, cfg.output.max_side),
                              lambda: track_image(source_rgb, cfg.track, name=str(source_path)))
-    drv_tracks = work.cached("driving-tracks", Tracks, (driving_path, cfg.track, cfg.allow_truncated),
-                             lambda: track_frames(prefetch(reader.chunks(64)), info.n_frames, info.fps, cfg.track,
-                                                  name=str(driving_path), progress=cfg.progress))
-
-    # Pose + expression, smoothing, transfer.
     source = extract_motion(src_tracks, model, ref=0)
-    driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
-    if cfg.transfer.ref_frame is None:
-        log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
+    if driving is None:
+        drv_tracks = work.cached("driving-tracks", Tracks, (driving_path, cfg.track, cfg.allow_truncated),
+                                 lambda: track_frames(prefetch(reader.chunks(64)), info.n_frames, info.fps,
+                                                      cfg.track, name=str(driving_path), progress=cfg.progress))
+        driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
+        if cfg.transfer.ref_frame is None:
+            log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
+    elif len(driving) != info.n_frames or driving.expression.model != model.name:
+        raise InputError(f"{driving_path}: the given motion has {len(driving)} frames of a {driving.expression.model} "
+                         f"model; the video has {info.n_frames} frames and the face model is {model.name}")
     return build_scene(source_rgb, src_tracks, source, driving, transfer(source, driving, cfg.transfer), model, cfg)
 
 
@@ -160,9 +166,15 @@ def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, star
                 end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
     """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], rendered crops)."""
     renderer = make_renderer(scene, cfg, device)
-    for first, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
+    for first, frames in prefetch(reader.chunks(chunk_size(scene, cfg.output), start, end)):
         drv = _to_tensor(frames).to(device)
         yield drv, render_range(renderer, scene, first, len(frames), device, drv)
+
+
+def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
+    """Frames per chunk: `cfg.chunk` for 512 x 512 frames, proportionally fewer for larger ones (bounded memory)."""
+    pixels = max(scene.crop.size ** 2, scene.source_full.shape[-1] * scene.source_full.shape[-2])
+    return max(1, min(cfg.chunk, cfg.chunk * 512 * 512 // pixels))
 
 
 def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: OutputConfig) -> torch.Tensor:
@@ -176,9 +188,10 @@ def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: Out
 
 
 def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None,
-                  export_tracks: Path | None = None):
+                  export_tracks: Path | None = None, driving: Motion | None = None):
     """Animate the source portrait with the driving video; writes an MP4 at `out_path`. Returns the target Motion.
-    `export_tracks` also writes the (smoothed) driving pose + expression there (.csv, .json, .npz).
+    `export_tracks` also writes the (smoothed) driving pose + expression there (.csv, .json, .npz);
+    `driving` replaces the tracked driving motion (same frame count, same face model), e.g. edited curves.
 
     Frames are rendered into encoded segments of `cfg.output.segment` frames in the work folder; an
     interrupted run resumes after the last finished segment, and the output joins them (stream copy)
@@ -190,12 +203,14 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
     with open_video(driving_path, allow_truncated=cfg.allow_truncated) as reader, \
             tempfile.TemporaryDirectory(prefix="reenact-") as scratch:
         info = reader.info
-        scene = prepare(source_path, driving_path, reader, cfg, work, model)
+        scene = prepare(source_path, driving_path, reader, cfg, work, model, driving)
         log.info("face model: %s", model.name)
         if export_tracks:
             save_tracks(scene.driving, export_tracks)
         settings = replace(cfg, progress=True, device="", output=replace(cfg.output, chunk=0))
-        seg_dir = work.path("segments", (source_path, driving_path, settings), suffix="") if work.enabled \
+        edited = None if driving is None else key_of("motion", (driving.pose.rotation.numpy().tobytes(),
+                                                               driving.expression.coeffs.numpy().tobytes()))
+        seg_dir = work.path("segments", (source_path, driving_path, settings, edited), suffix="") if work.enabled \
             else Path(scratch)
         bounds = list(range(0, info.n_frames, cfg.output.segment)) + [info.n_frames]
         chunks = (gan_chunks(scene, reader, cfg, device, work) if cfg.gan.generator

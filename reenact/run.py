@@ -16,6 +16,7 @@ from reenact.cache import WorkDir
 from reenact.config import add_config_flags, build_config, config_to_json, load_config_file
 from reenact.errors import InputError, ReenactError
 from reenact.pipeline import RunConfig, reenact_video
+from reenact.tracks_io import load_tracks
 
 ALIASES = {
     "transfer.ref_frame": ("--ref-frame",),
@@ -48,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute everything and store no intermediate records")
     p.add_argument("--export-tracks", type=Path,
                    help="also write the driving pose + expression: .csv (Live Link Face columns), .json or .npz")
+    p.add_argument("--tracks", type=Path, help="driving pose + expression from a tracks file (.npz, .csv, .json) "
+                   "instead of tracking DRIVING, which still gives the frames and the audio")
     p.add_argument("--config", type=Path, help="JSON file of options (as --print-config writes); flags override it")
     p.add_argument("--print-config", action="store_true", help="print the effective options as JSON and exit")
     add_config_flags(p, RunConfig, ALIASES)
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"{args.source}: no such image file")
         out = output_path(args)
         work = WorkDir(args.work_dir or out.parent / ".reenact-work", enabled=not args.no_cache)
-        reenact_video(args.source, args.driving, out, cfg, work, args.export_tracks)
+        driving = load_tracks(args.tracks) if args.tracks else None
+        reenact_video(args.source, args.driving, out, cfg, work, args.export_tracks, driving)
     except ReenactError as exc:
         print(f"reenact: {exc}", file=sys.stderr)
         return 2

@@ -104,3 +104,12 @@ def test_missing_output_dir_is_created_and_config_printed(media, talking_clip, t
     out = tmp_path / "a" / "b" / "c.mp4"
     assert main([str(media / "s42.jpg"), str(talking_clip), "-o", str(out), "-q", "--no-cache", "--pose-only"]) == 0
     assert out.is_file() and not (out.parent / ".reenact-work").exists()
+
+
+def test_exported_tracks_reproduce_the_run(media, talking_clip, tmp_path):
+    common = [str(media / "s42.jpg"), str(talking_clip), "-q", "--no-cache"]
+    assert main([*common, "-o", str(tmp_path / "a.mp4"), "--export-tracks", str(tmp_path / "t.npz")]) == 0
+    assert main([*common, "-o", str(tmp_path / "b.mp4"), "--tracks", str(tmp_path / "t.npz")]) == 0
+    with open_video(tmp_path / "a.mp4") as a, open_video(tmp_path / "b.mp4") as b:
+        n = a.info.n_frames
+        assert b.info.n_frames == n and (a.read(range(n)) == b.read(range(n))).all()

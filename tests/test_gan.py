@@ -12,7 +12,7 @@ from reenact.losses import ImageLoss, VGG16Features, load_vgg16
 from reenact.run import main
 from reenact.structures import Latents
 from reenact.tune import inpaint_mouth, tune_generator
-from conftest import cut_clip
+from third_party_wrappers.video import VideoWriter, open_video
 
 SIZE = 128
 
@@ -140,12 +140,14 @@ def cli_inputs(media, tmp_path_factory, tiny_path):
     root = tmp_path_factory.mktemp("gan")
     shutil.copy(tiny_path, root / "tiny_state_dict.pt")
     shutil.copy(tiny_path.with_name("config.json"), root / "tiny_state_dict.json")
-    return media / "s42.jpg", cut_clip(media / "d3.mp4", root / "short_clip.mp4", 100, 6, 256), root
+    with open_video(media / "d3.mp4") as reader:
+        frames, fps = reader.read(list(range(100, 106))), reader.info.fps
+    with VideoWriter(root / "short_clip.mp4", fps, frames.shape[2], frames.shape[1]) as writer:
+        writer.write(frames)
+    return media / "s42.jpg", root / "short_clip.mp4", root
 
 
 def test_video_path_end_to_end(cli_inputs, tmp_path):
-    from third_party_wrappers.video import open_video
-
     source, clip, root = cli_inputs
     out, work = tmp_path / "out.mp4", tmp_path / "work"
     args = [str(source), str(clip), "-o", str(out), "--work-dir", str(work), "-q",
