@@ -234,8 +234,8 @@ class WarpRenderer:
                              align_corners=False)[:, 0]
 
     def _match_skin(self, fill: torch.Tensor, driving: torch.Tensor, driving_verts: torch.Tensor) -> torch.Tensor:
-        """Colour-match the driver's mouth to the source: per-channel gain between their skin colours
-        (nose and cheeks), so white teeth stay white rather than taking on a lipstick's tint."""
+        """Brightness-match the driver's mouth to the source: one gain from the ratio of their skin brightness
+        (nose and cheeks), so teeth keep their own colour instead of taking on a skin-tone tint."""
         skin = self._sample_at(driving, driving_verts[:, self.skin, :2], driving.shape[-2:]).mean(-1)
-        gain = (self.skin_mean / skin.clamp_min(1e-3)).clamp(0.6, 1.6)
-        return (fill * gain[..., None, None]).clamp(0, 1)
+        gain = (self.skin_mean.mean() / skin.mean(-1).clamp_min(1e-3)).clamp(0.6, 1.6)
+        return (fill * gain[:, None, None, None]).clamp(0, 1)
