@@ -11,7 +11,8 @@ from pathlib import Path
 
 from reenact.expression import MeshOffsetModel, extract_motion
 from reenact.pose import to_image
-from reenact.smooth import SmoothConfig, jitter, smooth_motion
+from reenact.evaluate import jitter
+from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.track import track_frames
 from third_party_wrappers.video import open_video
 

@@ -108,7 +108,8 @@ def shape_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def jitter(landmarks: torch.Tensor) -> float | None:
-    """Mean norm of the second time difference of landmarks [T, N, 2]; None below three frames."""
+    """Mean norm of the second time difference of landmarks [T, N, 2 or 3]: high-frequency shake; None below
+    three frames."""
     if len(landmarks) < 3:
         return None
     return float((landmarks[2:] - 2 * landmarks[1:-1] + landmarks[:-2]).norm(dim=-1).mean())

@@ -88,7 +88,3 @@ def smooth_motion(motion: Motion, cfg: SmoothConfig = SmoothConfig()) -> Motion:
     expression = replace(motion.expression, coeffs=torch.from_numpy(filtered).float())
     return replace(motion, pose=smooth_pose(motion.pose, motion.fps, cfg), expression=expression)
 
-
-def jitter(x: torch.Tensor) -> float:
-    """Mean magnitude of the second temporal difference of x [T, ...]: high-frequency shake."""
-    return float((x[2:] - 2 * x[1:-1] + x[:-2]).abs().mean())

@@ -7,7 +7,8 @@ from reenact.canonical import LIP_GAP, load_canonical
 from reenact.expression import MeshOffsetModel, extract_motion
 from reenact.geometry import angles_to_matrix, head_angles
 from reenact.pose import estimate_pose, to_image
-from reenact.smooth import SmoothConfig, jitter, smooth_motion
+from reenact.evaluate import jitter
+from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import HeadPose, Tracks
 from reenact.transfer import TransferConfig, transfer
 
