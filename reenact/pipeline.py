@@ -210,7 +210,8 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
         settings = replace(cfg, progress=True, device="", output=replace(cfg.output, chunk=0))
         edited = None if driving is None else key_of("motion", (driving.pose.rotation.numpy().tobytes(),
                                                                driving.expression.coeffs.numpy().tobytes()))
-        seg_dir = work.path("segments", (source_path, driving_path, settings, edited), suffix="") if work.enabled \
+        key = (source_path, driving_path, settings, edited, cfg.gan.generator)  # the checkpoint's content counts
+        seg_dir = work.path("segments", key, suffix="") if work.enabled \
             else Path(scratch)
         bounds = list(range(0, info.n_frames, cfg.output.segment)) + [info.n_frames]
         chunks = (gan_chunks(scene, reader, cfg, device, work) if cfg.gan.generator
