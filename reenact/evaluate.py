@@ -35,7 +35,7 @@ from reenact.inputs import load_source
 from reenact.pose import to_head_frame
 from reenact.quality import LPIPS_UNAVAILABLE, Lpips, psnr, ssim
 from reenact.structures import Tracks
-from reenact.track import TrackConfig, track_frames, track_image
+from reenact.track import TrackConfig, track_image, track_video
 from third_party_wrappers.video import open_video
 
 MIN_FOUND = 0.01  # a video with a face in fewer frames than this cannot be evaluated
@@ -83,11 +83,11 @@ def face_series(tracks: Tracks, model: FaceModel, ref: int | None = None) -> Fac
     )
 
 
-def track_video(path: Path, progress: bool = False) -> Tracks:
+def track_file(path: Path, progress: bool = False) -> Tracks:
     """Landmarks of a whole video, tolerating frames without a face (they are interpolated and flagged)."""
     with open_video(path) as reader:
-        return track_frames(reader.chunks(32), reader.info.n_frames, reader.info.fps, TrackConfig(min_found=MIN_FOUND),
-                            name=str(path), progress=progress)
+        n, fps = reader.info.n_frames, reader.info.fps
+    return track_video(path, n, fps, TrackConfig(min_found=MIN_FOUND), progress=progress)
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor, still: float = 1e-9) -> float | None:
@@ -239,7 +239,7 @@ def reconstruction(output: Path, reference: Path, lpips_weights: Path | None = N
 def evaluate(source: Path, driving: Path, output: Path, cfg: EvalConfig = EvalConfig()) -> Evaluation:
     """All measures of an output video against its source portrait and driving video."""
     model = load_face_model(cfg.face)
-    drv_tracks, out_tracks = track_video(driving), track_video(output)
+    drv_tracks, out_tracks = track_file(driving), track_file(output)
     if len(drv_tracks.found) != len(out_tracks.found):
         raise InputError(f"{output}: {len(out_tracks.found)} frames, but the driving video has {len(drv_tracks.found)}")
     source_rgb = load_source(source)

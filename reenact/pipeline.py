@@ -27,7 +27,7 @@ from reenact.inputs import load_source, prefetch
 from reenact.pose import to_image
 from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
-from reenact.track import TrackConfig, track_frames, track_image
+from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
 from reenact.warp import WarpConfig, WarpRenderer
@@ -119,8 +119,8 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
     source = extract_motion(src_tracks, model, ref=0)
     if driving is None:
         drv_tracks = work.cached("driving-tracks", Tracks, (driving_path, cfg.track, cfg.allow_truncated),
-                                 lambda: track_frames(prefetch(reader.chunks(64)), info.n_frames, info.fps,
-                                                      cfg.track, name=str(driving_path), progress=cfg.progress))
+                                 lambda: track_video(driving_path, info.n_frames, info.fps, cfg.track,
+                                                     progress=cfg.progress, allow_truncated=cfg.allow_truncated))
         driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
         if cfg.transfer.ref_frame is None:
             log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)

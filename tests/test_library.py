@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reenact.evaluate import track_video
+from reenact.evaluate import track_file
 from reenact.expression import MeshOffsetModel, extract_motion
 from reenact.pose import to_head_frame
 from reenact.presets import MOUTH_CORNERS
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def mouth_width(video):
-    tracks = track_video(video)
+    tracks = track_file(video)
     meshes = to_head_frame(tracks.landmarks, extract_motion(tracks, MeshOffsetModel(), ref=0).pose)
     return (meshes[:, MOUTH_CORNERS[0]] - meshes[:, MOUTH_CORNERS[1]]).norm(dim=-1)
 
