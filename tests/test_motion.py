@@ -103,3 +103,15 @@ def test_smoothing_on_so3_near_half_turn():
     ang = torch.rad2deg(torch.acos(((out.rotation.transpose(1, 2) @ pose.rotation).diagonal(dim1=1, dim2=2).sum(-1)
                                     .clamp(-1, 3) - 1) / 2))
     assert ang[3:-3].max() < 0.5
+
+
+def test_head_pose_camera_labels_follow_the_eg3d_convention():
+    from reenact.eg3d.camera import frontal_label
+
+    rot = angles_to_matrix(torch.tensor([[0.0, 0, 0], [20, 0, 0], [0, 10, 0]]))
+    labels = HeadPose(rot, torch.zeros(3, 3), torch.ones(3)).camera_labels()
+    torch.testing.assert_close(labels[0], frontal_label()[0], atol=1e-5, rtol=0)
+    origin = labels[:, [3, 7, 11]]
+    torch.testing.assert_close(origin.norm(dim=-1), torch.full((3,), 2.7), atol=1e-4, rtol=0)
+    assert origin[1, 0] < -0.5  # face turned to the image right = camera orbiting to the head's right (-x)
+    assert origin[2, 1] > 0.2  # face tipped down = camera above the head (+y up)
