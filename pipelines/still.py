@@ -4,6 +4,7 @@
     python pipelines/still.py source.jpg --yaw 20 --pitch -5 --preset smile -o out.png
     python pipelines/still.py source.jpg --expression jawOpen=0.6,mouthSmile_L=0.4 -o out.png   (ICT model)
     python pipelines/still.py source.jpg --turntable 24 -o turn.mp4        (or .gif, or a folder of PNGs)
+    python pipelines/still.py source.jpg --yaw 30 --generator G.pkl --device cuda -o out.png   (the 3D GAN path)
 
 Angles are degrees relative to the source's own pose unless --absolute-pose. Importable: `animate_still`
 and `turntable` take and return RGB uint8 arrays. Composes only the public stages of `reenact`.
@@ -20,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reenact.cache import WorkDir
 from reenact.canonical import IRIS_CENTRES, LIP_GAP
 from reenact.errors import InputError, ReenactError
 from reenact.expression import extract_motion, load_face_model
+from reenact.gan_render import GanConfig, prepare_gan, render_gan
 from reenact.geometry import angles_to_matrix
 from reenact.pipeline import RunConfig, build_scene, make_renderer, render_range
 from reenact.compose import paste_back
@@ -64,18 +67,35 @@ def target_motions(source: Motion, poses: torch.Tensor, coeffs: torch.Tensor) ->
     return Motion(pose, expression, source.shape, torch.ones(n, dtype=torch.bool), 0.0, 0)
 
 
+class _StillFrames:
+    """The GAN path's frame reader for a still: the driving photo for every target, or no driving frames."""
+
+    def __init__(self, image: np.ndarray | None):
+        self.image = image
+
+    def read(self, idx: list[int]) -> np.ndarray | None:
+        return None if self.image is None else np.repeat(self.image[None], len(idx), 0)
+
+
 def _render(source_rgb: np.ndarray, src_tracks, source: Motion, target: Motion, model, cfg: RunConfig,
             driving_rgb: np.ndarray | None = None, driving: Motion | None = None) -> np.ndarray:
+    """Target views through the warp renderer, or with `cfg.gan.generator` through the 3D GAN path (all views
+    share one expression, so only the first and last are projected)."""
     scene = build_scene(source_rgb, src_tracks, source, driving or target, target, model, cfg)
     device = torch.device(cfg.device or "cpu")
-    drv = None
-    if driving_rgb is not None:
-        drv = torch.from_numpy(np.array(driving_rgb)).permute(2, 0, 1)[None].float().div(255).to(device)
-    renderer = make_renderer(scene, cfg, device)
+    if cfg.gan.generator:
+        gan_cfg = replace(cfg, gan=replace(cfg.gan, keyframe_every=len(target)))
+        state = prepare_gan(scene, _StillFrames(driving_rgb), gan_cfg, device, WorkDir(Path(), enabled=False))
+        draw = lambda start, n: render_gan(state, scene, torch.arange(start, start + n), device)  # noqa: E731
+    else:
+        drv = None
+        if driving_rgb is not None:
+            drv = torch.from_numpy(np.array(driving_rgb)).permute(2, 0, 1)[None].float().div(255).to(device)
+        renderer = make_renderer(scene, cfg, device)
+        draw = lambda start, n: render_range(renderer, scene, start, n, device, drv)  # noqa: E731
     frames = []
     for start in range(0, len(target), cfg.output.chunk):
-        n = min(cfg.output.chunk, len(target) - start)
-        rendered = render_range(renderer, scene, start, n, device, drv)
+        rendered = draw(start, min(cfg.output.chunk, len(target) - start))
         out = rendered.image if cfg.output.crop_only else paste_back(scene.source_full.to(device), rendered,
                                                                        scene.crop)
         frames.append((out.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy())
@@ -176,10 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=25.0, help="turntable video frame rate")
     p.add_argument("--crop-only", action="store_true", help="write the aligned crop, not the whole portrait")
     p.add_argument("--device", default="cpu", help="torch device")
+    gan = GanConfig()
+    p.add_argument("--generator", help="EG3D checkpoint: render through the 3D GAN path (see README)")
+    p.add_argument("--steps-first", type=int, default=gan.steps_first, help="GAN path: projection steps")
+    p.add_argument("--steps-per-frame", type=int, default=gan.steps_per_frame,
+                   help="GAN path: projection steps of the last turntable view, warm-started")
+    p.add_argument("--tune-steps", type=int, default=gan.tune_steps, help="GAN path: pivotal-tuning steps")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="reenact: %(message)s")
     cfg = replace(RunConfig(progress=False, device=args.device), output=replace(RunConfig().output,
-                                                                                  crop_only=args.crop_only))
+                                                                                  crop_only=args.crop_only),
+                  gan=replace(gan, generator=args.generator, steps_first=args.steps_first,
+                              steps_per_frame=args.steps_per_frame, tune_steps=args.tune_steps))
     try:
         if args.output.resolve() in {args.source.resolve(), args.driving and args.driving.resolve()}:
             raise InputError(f"{args.output}: the output path is an input; choose another -o")

@@ -115,7 +115,10 @@ def gan_geometry(scene: Scene, size: int) -> GanGeometry:
 
 def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int], cfg: RunConfig,
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Expression-edited source images at `frames`, uint8 [K,3,S,S], with face and mouth-hole masks [K,1,S,S]."""
+    """Expression-edited source images at `frames`, uint8 [K,3,S,S], with face and mouth-hole masks [K,1,S,S].
+
+    `reader.read(frames)` gives the driving frames [K,H,W,3] for the mouth fill, or None (a still without a
+    driving photo: the renderer's own fill)."""
     s = geo.crop.size
     src_from_gan = Crop(geo.gan_from_scene, s).image_from_crop[None]
 
@@ -128,10 +131,12 @@ def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int]
     for i in range(0, len(frames), cfg.output.chunk):
         idx = frames[i:i + cfg.output.chunk]
         n = len(idx)
-        drv = torch.from_numpy(np.ascontiguousarray(reader.read(idx))).permute(0, 3, 1, 2).float().div(255)
+        frames_rgb = reader.read(idx)
+        drv = None if frames_rgb is None else \
+            torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2).float().div(255).to(device)
         pose = HeadPose(*(x.expand(n, *x.shape[1:]).to(device) for x in (
             geo.source_pose.rotation, geo.source_pose.translation, geo.source_pose.scale)))
-        out = renderer.render(idx[0], geo.target_at_source[idx].to(device), pose, drv.to(device),
+        out = renderer.render(idx[0], geo.target_at_source[idx].to(device), pose, drv,
                               scene.driving_verts[idx].to(device))
         images.append(_to_uint8(out.image))
         faces.append(_to_uint8(out.face))
@@ -312,28 +317,28 @@ def gan_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device,
 
     def chunks(start: int = 0, end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
         st = prepared()
-        s, size = st.G.img_resolution, scene.crop.size
-        w0 = st.latents.w[:1].to(device)
-        alpha_gan = feather_mask(s).to(device)
-        source_crop = scene.source_crop.to(device)
         for first, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
-            n = len(frames)
-            idx = torch.arange(first, first + n)
-            cams = st.geo.driving_cameras[idx].to(device)
-            with torch.no_grad():
-                fg = render(st.G, interpolate_latents(st.latents, idx).to(device), cams)
-                bg = render(st.G, w0.expand(n, -1, -1), cams)
-            face = reproject_mask(st.points, cams, s)
-            image = face * fg + (1 - face) * bg
-            # Into the run's crop, moved and scaled like the target head relative to the source.
-            layers = warp_affine(torch.cat([image, face, alpha_gan.expand(n, -1, -1, -1)], 1),
-                                 _placement(st.geo, idx).to(device), (size, size), padding="zeros")
-            alpha = layers[:, 4:5] * scene.inside.to(device)
-            out = layers[:, :3] * alpha + source_crop * (1 - alpha)
             drv = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255).to(device)
-            yield drv, Rendered(first, out, layers[:, 3:4], torch.zeros_like(alpha), alpha)
+            yield drv, render_gan(st, scene, torch.arange(first, first + len(frames)), device)
 
     return chunks
+
+
+def render_gan(st: GanState, scene: Scene, idx: torch.Tensor, device: torch.device) -> Rendered:
+    """Step 4 for target frames `idx` (consecutive): rendered crops of the scene."""
+    n, s, size = len(idx), st.G.img_resolution, scene.crop.size
+    cams = st.geo.driving_cameras[idx].to(device)
+    with torch.no_grad():
+        fg = render(st.G, interpolate_latents(st.latents, idx).to(device), cams)
+        bg = render(st.G, st.latents.w[:1].to(device).expand(n, -1, -1), cams)
+    face = reproject_mask(st.points, cams, s)
+    image = face * fg + (1 - face) * bg
+    # Into the run's crop, moved and scaled like the target head relative to the source.
+    layers = warp_affine(torch.cat([image, face, feather_mask(s).to(device).expand(n, -1, -1, -1)], 1),
+                         _placement(st.geo, idx).to(device), (size, size), padding="zeros")
+    alpha = layers[:, 4:5] * scene.inside.to(device)
+    out = layers[:, :3] * alpha + scene.source_crop.to(device) * (1 - alpha)
+    return Rendered(int(idx[0]), out, layers[:, 3:4], torch.zeros_like(alpha), alpha)
 
 
 def _placement(geo: GanGeometry, idx: torch.Tensor) -> torch.Tensor:

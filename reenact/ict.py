@@ -3,7 +3,8 @@
 The full model (26719 vertices; neutral + 100 identity modes + 53 expression blend shapes) is read once,
 from `--face.path`, $REENACT_FACE_MODEL or the cache (`python -m reenact.assets download ict` puts it
 there), and reduced to a compact landmark basis: the 478 mediapipe points on its surface
-(`data/ict_correspondence.npz`), mapped into the canonical head frame by a fixed similarity. That basis is
+(`data/ict_correspondence.npz`), mapped into the canonical head frame by a fixed similarity, plus the
+tracker's bias calibrated on renders of the model (per landmark, and per unit blend-shape weight). That basis is
 cached beside it, so later runs read a few hundred kilobytes.
 
 Fitting (`IctModel.fit`) is batched over frames: Gauss-Newton steps on each frame's rigid pose, a
@@ -31,7 +32,7 @@ MODEL = "ict-arkit53"
 CORRESPONDENCE = Path(__file__).with_name("data") / "ict_correspondence.npz"
 PACKED = "ict_face_model.npz"
 DOWNLOAD_HINT = "python -m reenact.assets download ict"
-BASIS_VERSION = 1
+BASIS_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -81,6 +82,29 @@ def read_model(path: Path) -> dict:
         raise MissingAssetError(f"{path}: not a readable ICT-FaceKit model ({exc}); re-run {DOWNLOAD_HINT}") from None
 
 
+def correspondence() -> dict:
+    """The packaged table: landmark -> (vertices [478, 3], barycentrics [478, 3]) on the mesh, and the tracker's
+    calibrated bias in the head frame, `offset_neutral` [478, 3] plus `offset_expression` [E, 478, 3] per unit
+    blend-shape weight (see `reenact.data.build_ict_correspondence`)."""
+    with np.load(CORRESPONDENCE) as d:
+        table = {k: torch.from_numpy(d[k]) for k in d.files}
+    table["vertices"] = table["vertices"].long()
+    return table
+
+
+def at_landmarks(points: np.ndarray, table: dict) -> torch.Tensor:
+    """Mesh points [..., V, 3] (numpy) at the table's landmarks -> [..., 478, 3]."""
+    return (torch.from_numpy(points)[..., table["vertices"], :] * table["bary"][..., None]).sum(-2)
+
+
+def ict_to_head(model: dict, table: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The similarity (scale, rotation, translation; float64) from ICT model coordinates (cm) to the canonical
+    head frame: the neutral mesh's landmarks onto the canonical face's rigid points."""
+    face = load_canonical()
+    neutral = at_landmarks(model["neutral"], table).double()
+    return similarity_fit(neutral[face.rigid], face.shape[face.rigid].double())
+
+
 @dataclass(frozen=True)
 class LandmarkBasis:
     """The model at mediapipe's 478 landmarks, in the canonical head frame."""
@@ -91,22 +115,18 @@ class LandmarkBasis:
     names: list  # E ARKit names
 
     @classmethod
-    def from_model(cls, model: dict) -> "LandmarkBasis":
-        with np.load(CORRESPONDENCE) as d:
-            vertices, bary = torch.from_numpy(d["vertices"]).long(), torch.from_numpy(d["bary"])
-            if int(d["n_vertices"]) != len(model["neutral"]):
-                raise MissingAssetError(f"the ICT-FaceKit model has {len(model['neutral'])} vertices, "
-                                        f"the correspondence table expects {int(d['n_vertices'])}")
-
-        def at_landmarks(points: np.ndarray) -> torch.Tensor:
-            return (torch.from_numpy(points)[..., vertices, :] * bary[..., None]).sum(-2)
-
-        neutral = at_landmarks(model["neutral"]).double()
-        face = load_canonical()
-        scale, rot, trans = similarity_fit(neutral[face.rigid], face.shape[face.rigid].double())
+    def from_model(cls, model: dict, table: dict | None = None) -> "LandmarkBasis":
+        """The basis of a full model through a correspondence table (default: the packaged one)."""
+        table = table or correspondence()
+        if int(table["n_vertices"]) != len(model["neutral"]):
+            raise MissingAssetError(f"the ICT-FaceKit model has {len(model['neutral'])} vertices, "
+                                    f"the correspondence table expects {int(table['n_vertices'])}")
+        scale, rot, trans = ict_to_head(model, table)
+        neutral = (at_landmarks(model["neutral"], table).double() @ (scale * rot).T + trans).float()
         linear = (scale * rot).float()
-        return cls((neutral @ (scale * rot).T + trans).float(), at_landmarks(model["identity_modes"]) @ linear.T,
-                   at_landmarks(model["expression_modes"]) @ linear.T, list(model["expression_names"]))
+        return cls(neutral + table["offset_neutral"], at_landmarks(model["identity_modes"], table) @ linear.T,
+                   at_landmarks(model["expression_modes"], table) @ linear.T + table["offset_expression"],
+                   list(model["expression_names"]))
 
     def save(self, path: Path) -> None:
         atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), version=BASIS_VERSION, names=np.array(self.names),
@@ -156,10 +176,10 @@ class FitConfig:
     pose_steps: int = 2  # Gauss-Newton steps on the rigid pose per iteration
     depth_weight: float = 0.3  # tracked depth is a learned guess: trusted less than x, y
     lip_weight: float = 3.0  # landmark weights: lips and eyelids are what expressions are read from ...
-    eye_weight: float = 3.0
+    eye_weight: float = 6.0  # eyelids: a blink moves few points a short way
     contour_weight: float = 0.3  # ... the face outline slides along the silhouette
     identity_prior: float = 0.02  # Gaussian prior on the identity weights (per unit weight squared)
-    expression_prior: float = 3e-3  # pulls coefficients the landmarks barely see (cheekPuff, ...) to 0
+    expression_prior: float = 0.02  # pulls coefficients the landmarks barely see (cheekPuff, ...) to 0
     temporal: float = 0.01  # smoothness of coefficients between neighbouring frames
     identity_frames: int = 200  # frames the identity is fitted from (evenly spaced)
 

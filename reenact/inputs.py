@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import replace
 from typing import Iterator, TypeVar
 
 import numpy as np
 import torch
 
+from reenact.errors import InputError
 from third_party_wrappers.image import read_image
+from third_party_wrappers.video import VideoInfo
 
 T = TypeVar("T")
 
@@ -66,3 +69,53 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+
+
+class FrameRange:
+    """Frames [start, end) of a video reader, re-indexed from 0, behind the same interface (info, chunks, read)."""
+
+    def __init__(self, reader, start: int, end: int | None):
+        n = reader.info.n_frames
+        end = n if end is None else end
+        if not 0 <= start < end <= n:
+            raise InputError(f"{reader.info.path}: frame range {start}:{end} is outside its {n} frames")
+        self.reader, self.start = reader, start
+        self.info = replace(reader.info, n_frames=end - start)
+
+    def chunks(self, size: int = 64, start: int = 0, end: int | None = None):
+        end = self.info.n_frames if end is None else end
+        for first, frames in self.reader.chunks(size, start + self.start, end + self.start):
+            yield first - self.start, frames
+
+    def read(self, indices) -> np.ndarray:
+        return self.reader.read(np.asarray(indices) + self.start)
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MotionClock:
+    """A frameless stand-in for a driving video when only its motion is known: chunks yield (start, None)."""
+
+    def __init__(self, n_frames: int, fps: float):
+        self.info = VideoInfo("", fps, n_frames, 0, 0, False, "motion")
+
+    def chunks(self, size: int = 64, start: int = 0, end: int | None = None):
+        end = self.info.n_frames if end is None else end
+        for first in range(start, end, size):
+            yield first, None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass

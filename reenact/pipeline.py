@@ -23,7 +23,7 @@ from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.errors import InputError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.gan_render import GanConfig, gan_chunks
-from reenact.inputs import load_source, prefetch
+from reenact.inputs import FrameRange, MotionClock, load_source, prefetch
 from reenact.pose import to_image
 from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
@@ -35,6 +35,7 @@ from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
+RENDER_VERSION = 2  # part of the rendered segments' cache key: bump when rendering changes its output
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "cpu"
     allow_truncated: bool = False
+    start: int = 0  # first driving frame used
+    end: int | None = None  # one past the last driving frame used (None: to the end)
     progress: bool = True
 
 
@@ -118,9 +121,11 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
                              lambda: track_image(source_rgb, cfg.track, name=str(source_path)))
     source = extract_motion(src_tracks, model, ref=0)
     if driving is None:
-        drv_tracks = work.cached("driving-tracks", Tracks, (driving_path, cfg.track, cfg.allow_truncated),
+        drv_tracks = work.cached("driving-tracks", Tracks,
+                                 (driving_path, cfg.track, cfg.allow_truncated, cfg.start, cfg.end),
                                  lambda: track_video(driving_path, info.n_frames, info.fps, cfg.track,
-                                                     progress=cfg.progress, allow_truncated=cfg.allow_truncated))
+                                                     progress=cfg.progress, allow_truncated=cfg.allow_truncated,
+                                                     start=cfg.start))
         driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
         if cfg.transfer.ref_frame is None:
             log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
@@ -166,9 +171,11 @@ def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, star
                 end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
     """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], rendered crops)."""
     renderer = make_renderer(scene, cfg, device)
-    for first, frames in prefetch(reader.chunks(chunk_size(scene, cfg.output), start, end)):
-        drv = _to_tensor(frames).to(device)
-        yield drv, render_range(renderer, scene, first, len(frames), device, drv)
+    size = chunk_size(scene, cfg.output)
+    for first, frames in prefetch(reader.chunks(size, start, end)):
+        drv = None if frames is None else _to_tensor(frames).to(device)  # None: motion without video
+        n = min(size, (reader.info.n_frames if end is None else end) - first) if frames is None else len(frames)
+        yield drv, render_range(renderer, scene, first, n, device, drv)
 
 
 def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
@@ -180,9 +187,10 @@ def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
 def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: OutputConfig) -> torch.Tensor:
     """Output frames of one chunk: pasted back (or the crop), optionally beside the driving and source."""
     source = scene.source_crop if cfg.crop_only else scene.source_full
-    result = rendered.image if cfg.crop_only else paste_back(source.to(drv.device), rendered, scene.crop)
-    if cfg.compare:
-        result = side_by_side(result, drv, source[None].to(drv.device).expand(len(drv), -1, -1, -1),
+    device = rendered.image.device
+    result = rendered.image if cfg.crop_only else paste_back(source.to(device), rendered, scene.crop)
+    if cfg.compare and drv is not None:
+        result = side_by_side(result, drv, source[None].to(device).expand(len(drv), -1, -1, -1),
                               result)[..., result.shape[-1]:]
     return result
 
@@ -200,7 +208,7 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
     model = load_face_model(cfg.face)
     device = _device(cfg.device)
     work = work or WorkDir.temporary()
-    with open_video(driving_path, allow_truncated=cfg.allow_truncated) as reader, \
+    with _driving_reader(driving_path, cfg, driving) as reader, \
             tempfile.TemporaryDirectory(prefix="reenact-") as scratch:
         info = reader.info
         scene = prepare(source_path, driving_path, reader, cfg, work, model, driving)
@@ -210,7 +218,7 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
         settings = replace(cfg, progress=True, device="", output=replace(cfg.output, chunk=0))
         edited = None if driving is None else key_of("motion", (driving.pose.rotation.numpy().tobytes(),
                                                                driving.expression.coeffs.numpy().tobytes()))
-        key = (source_path, driving_path, settings, edited, cfg.gan.generator)  # the checkpoint's content counts
+        key = (RENDER_VERSION, source_path, driving_path, settings, edited, cfg.gan.generator)  # checkpoint content counts
         seg_dir = work.path("segments", key, suffix="") if work.enabled \
             else Path(scratch)
         bounds = list(range(0, info.n_frames, cfg.output.segment)) + [info.n_frames]
@@ -228,10 +236,22 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
                 parts.append(part)
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         with VideoWriter(out_path, info.fps, 0, 0, audio_from=driving_path if info.has_audio else None,
-                         segments_like=parts[0]) as writer:
+                         segments_like=parts[0], audio_start=cfg.start / info.fps) as writer:
             for part in parts:
                 writer.append_segment(part)
     return scene.target
+
+
+def _driving_reader(driving_path, cfg: RunConfig, driving: Motion | None):
+    """The driving video (or its frame range), or, for a motion without a video, a frameless clock."""
+    if driving_path is None:
+        if driving is None:
+            raise InputError("give a driving video or a driving motion (--tracks)")
+        if cfg.start or cfg.end is not None or cfg.output.compare:
+            raise InputError("--start, --end and --compare need a driving video")
+        return MotionClock(len(driving), driving.fps or 25.0)
+    reader = open_video(driving_path, allow_truncated=cfg.allow_truncated)
+    return FrameRange(reader, cfg.start, cfg.end) if cfg.start or cfg.end is not None else reader
 
 
 def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, end: int, part: Path, bar) -> None:

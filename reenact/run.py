@@ -36,7 +36,10 @@ ALIASES = {
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m reenact.run", description=__doc__.split("\n\n")[0])
     p.add_argument("source", type=Path, help="portrait image (JPEG, PNG, WebP)")
-    p.add_argument("driving", type=Path, help="driving video (MP4, MOV, MKV, WebM, GIF, ...) or a folder of frames")
+    p.add_argument("driving", type=Path, nargs="?", help="driving video (MP4, MOV, MKV, WebM, GIF, ...) or a folder "
+                   "of frames; may be left out with --tracks")
+    p.add_argument("--start", type=int, default=None, help="first driving frame to use (default 0)")
+    p.add_argument("--end", type=int, default=None, help="one past the last driving frame to use (default: all)")
     p.add_argument("-o", "--output", type=Path, help="output MP4 (default: outputs/<source>--<driving>.mp4)")
     p.add_argument("--device", default=None, help="torch device for rendering: cpu, cuda, cuda:1 (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
@@ -67,15 +70,20 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         cfg = replace(cfg, device=args.device)
     if args.allow_truncated:
         cfg = replace(cfg, allow_truncated=True)
+    if args.start is not None or args.end is not None:
+        cfg = replace(cfg, start=args.start or 0, end=args.end)
     return replace(cfg, progress=not args.quiet)
 
 
 def output_path(args: argparse.Namespace) -> Path:
-    out = args.output or Path("outputs") / f"{args.source.stem}--{args.driving.stem}.mp4"
+    driving = args.driving or args.tracks
+    if driving is None:
+        raise InputError("give a DRIVING video, or --tracks FILE")
+    out = args.output or Path("outputs") / f"{args.source.stem}--{driving.stem}.mp4"
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output must be an .mp4 file")
-    for given in (args.source, args.driving):
-        if given.exists() and out.resolve() == given.resolve():
+    for given in (args.source, args.driving, args.tracks):
+        if given is not None and given.exists() and out.resolve() == given.resolve():
             raise InputError(f"{out}: the output path is an input; choose another -o")
     return out
 

@@ -91,9 +91,9 @@ def track_frames(chunks: Iterable[tuple[int, np.ndarray]], n_frames: int, fps: f
 
 
 def track_video(path, n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(), name: str | None = None,
-                progress: bool = True, allow_truncated: bool = False) -> Tracks:
-    """Track frames [0, n_frames) of a video file in `cfg.workers` contiguous parts at once, each with its own
-    decoder and FaceMesh (mediapipe runs one graph per core), then fill frames without a face.
+                progress: bool = True, allow_truncated: bool = False, start: int = 0) -> Tracks:
+    """Track frames [start, start + n_frames) of a video file in `cfg.workers` contiguous parts at once, each
+    with its own decoder and FaceMesh (mediapipe runs one graph per core), then fill frames without a face.
 
     Each part starts with a fresh detection (the largest face), so a video with several people can switch
     faces at a part boundary; use `workers=1` there.
@@ -101,9 +101,10 @@ def track_video(path, n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(
     landmarks, found = np.zeros((n_frames, 478, 3), np.float32), np.zeros(n_frames, bool)
     bounds = np.linspace(0, n_frames, max(1, min(cfg.workers, n_frames // 32)) + 1).round().astype(int)
 
-    def part(start: int, end: int):
+    def part(first: int, end: int):
         with open_video(path, allow_truncated=allow_truncated) as reader:
-            return _track_stream(prefetch(reader.chunks(64, start, end)), landmarks, found, cfg, bar)
+            chunks = ((i - start, frames) for i, frames in reader.chunks(64, first + start, end + start))
+            return _track_stream(prefetch(chunks), landmarks, found, cfg, bar)
 
     with tqdm(total=n_frames, desc="track", unit="frame", disable=not progress) as bar, \
             ThreadPoolExecutor(len(bounds) - 1) as pool:

@@ -122,6 +122,9 @@ class WarpRenderer:
         self.lip_mean = self._sample_at(source[None], self.src_verts[None, list(LIPS), :2], source.shape[-2:])[0].mean(-1)
         self._grid_cache: dict = {}
         self.src_mouth_area = _polygon_area(self.src_verts[face.mouth_loop, :2])
+        eye_dist = (self.src_verts[33, :2] - self.src_verts[263, :2]).norm()
+        # how closed the source mouth is (1: closed lips; 0: open, its own interior is warped instead of painted)
+        self.src_closed = float(((0.04 - self.src_mouth_area / eye_dist**2) / 0.03).clamp(0, 1))
 
     @staticmethod
     def _sample_at(images: torch.Tensor, pts: torch.Tensor, size) -> torch.Tensor:
@@ -213,7 +216,8 @@ class WarpRenderer:
                 fill = self._match_skin(fill, driving, driving_verts)
             else:
                 depth = up(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
-                fill = self.lip_mean[None, :, None, None] * (0.45 - 0.3 * depth)
+                fill = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth)
+                mouth_s = mouth_s * self.src_closed
             image = image * (1 - mouth_s) + fill * mouth_s
         return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s))
 

@@ -113,3 +113,17 @@ def test_exported_tracks_reproduce_the_run(media, talking_clip, tmp_path):
     with open_video(tmp_path / "a.mp4") as a, open_video(tmp_path / "b.mp4") as b:
         n = a.info.n_frames
         assert b.info.n_frames == n and (a.read(range(n)) == b.read(range(n))).all()
+
+
+def test_frame_range_and_tracks_without_video(media, talking_clip, tmp_path):
+    part = tmp_path / "part.mp4"
+    assert main([str(media / "s42.jpg"), str(talking_clip), "-q", "--no-cache", "--start", "10", "--end", "30",
+                 "-o", str(part), "--export-tracks", str(tmp_path / "t.npz")]) == 0
+    with open_video(part) as got:
+        assert got.info.n_frames == 20 and got.info.has_audio
+    assert main([str(media / "s42.jpg"), "--tracks", str(tmp_path / "t.npz"), "-q", "--no-cache",
+                 "-o", str(tmp_path / "motion.mp4")]) == 0
+    with open_video(tmp_path / "motion.mp4") as got:
+        assert got.info.n_frames == 20 and not got.info.has_audio
+    assert main([str(media / "s42.jpg"), str(talking_clip), "-q", "--start", "40", "--end", "90",
+                 "-o", str(tmp_path / "x.mp4")]) == 2

@@ -7,6 +7,8 @@ from fidelity import pearson
 from pipelines.still import animate_still, main, turntable
 from reenact.canonical import LIP_GAP
 from reenact.expression import MeshOffsetModel, extract_motion
+from reenact.gan_render import GanConfig
+from reenact.pipeline import RunConfig
 from reenact.track import track_image
 from third_party_wrappers.image import read_image
 
@@ -64,3 +66,23 @@ def test_no_face_is_one_line_exit_2(media, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "s25.jpg: no human face" in err[0]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_turntable_through_the_gan_path(source, shared):
+    tiny = shared / "oracles" / "eg3d" / "small" / "G_ema_state_dict.pt"
+    cfg = RunConfig(progress=False, gan=GanConfig(generator=str(tiny), steps_first=4, steps_per_frame=1,
+                                                  tune_steps=2, w_avg_samples=64))
+    views = turntable(source, 3, cfg=cfg)
+    assert views.shape == (3, *source.shape) and views.dtype == np.uint8
+    assert not np.array_equal(views[1], views[2])  # the views turn the GAN head
+
+
+@pytest.mark.parametrize("content", [None, b"\x80\x04not a pickle"])
+def test_bad_generator_is_one_line_exit_2(media, tmp_path, capsys, content):
+    ckpt = tmp_path / "g.pkl"
+    if content is not None:
+        ckpt.write_bytes(content)
+    out = tmp_path / "x.png"
+    assert main([str(media / "s42.jpg"), "--yaw", "10", "--generator", str(ckpt), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(ckpt) in err[0] and not out.exists()

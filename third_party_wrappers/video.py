@@ -253,9 +253,10 @@ class VideoWriter:
     """
 
     def __init__(self, path, fps: float, width: int, height: int, audio_from=None, crf: int = 18,
-                 segments_like=None):
+                 segments_like=None, audio_start: float = 0.0):
         """`segments_like`: an mp4 made by this writer; the writer then joins such segments
-        (`append_segment`, stream copy) instead of encoding frames."""
+        (`append_segment`, stream copy) instead of encoding frames. `audio_start`: seconds of the audio
+        source that align with the first frame (for a clip cut from the source)."""
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.name}.part.mp4")
         self._size = (height, width)
@@ -263,6 +264,7 @@ class VideoWriter:
         self._n = 0
         self._src = self._audio_out = self._packets = self._pending = None
         self._transcode = False
+        self._audio_start = Fraction(audio_start).limit_denominator(1_000_000)
         self._out = av.open(str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"})
         try:
             if segments_like is None:
@@ -331,12 +333,21 @@ class VideoWriter:
             self._pending = None
             if item is None:
                 self._packets = None
-            elif item.pts is not None and item.pts * item.time_base >= until:
+                continue
+            if item.pts is None:
+                continue
+            start = item.pts * item.time_base - self._audio_start
+            if start >= until:
                 self._pending = item
                 return
-            elif self._transcode:
+            if start < 0:  # before the clip
+                continue
+            shift = int(round(self._audio_start / item.time_base))
+            if self._transcode:
+                item.pts -= shift
                 self._out.mux(self._audio_out.encode(item))
-            elif item.pts is not None:
+            else:
+                item.pts, item.dts = item.pts - shift, None if item.dts is None else item.dts - shift
                 item.stream = self._audio_out
                 self._out.mux(item)
 
