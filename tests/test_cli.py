@@ -127,3 +127,15 @@ def test_frame_range_and_tracks_without_video(media, talking_clip, tmp_path):
         assert got.info.n_frames == 20 and not got.info.has_audio
     assert main([str(media / "s42.jpg"), str(talking_clip), "-q", "--start", "40", "--end", "90",
                  "-o", str(tmp_path / "x.mp4")]) == 2
+
+
+def test_config_file_round_trip_and_flags_override(media, talking_clip, tmp_path, capsys):
+    args = [str(media / "s42.jpg"), str(talking_clip)]
+    assert main(["--print-config", "--smooth", "gaussian", "--warp.head-up", "2.5", *args]) == 0
+    (tmp_path / "cfg.json").write_text(capsys.readouterr().out)
+    assert main(["--print-config", "--config", str(tmp_path / "cfg.json"), "--expression-scale", "1.5", *args]) == 0
+    printed = capsys.readouterr().out
+    assert '"method": "gaussian"' in printed and '"head_up": 2.5' in printed
+    assert '"expression_scale": 1.5' in printed
+    (tmp_path / "bad.json").write_text('{"smooth": {"nonsense": 1}}')
+    assert main(["--print-config", "--config", str(tmp_path / "bad.json"), *args]) == 2
