@@ -27,8 +27,8 @@ from reenact.errors import InputError, ReenactError
 from reenact.expression import extract_motion, load_face_model
 from reenact.gan_render import GanConfig, prepare_gan, render_gan
 from reenact.geometry import angles_to_matrix
-from reenact.pipeline import RunConfig, build_scene, make_renderer, render_range
-from reenact.compose import paste_back
+from reenact.inputs import frames_to_tensor, tensor_to_frames
+from reenact.pipeline import RunConfig, build_scene, compose_frames, make_renderer, render_range
 from reenact.presets import ARKIT, mesh_offsets
 from reenact.structures import HeadPose, Motion
 from reenact.track import track_image
@@ -88,17 +88,13 @@ def _render(source_rgb: np.ndarray, src_tracks, source: Motion, target: Motion, 
         state = prepare_gan(scene, _StillFrames(driving_rgb), gan_cfg, device, WorkDir(Path(), enabled=False))
         draw = lambda start, n: render_gan(state, scene, torch.arange(start, start + n), device)  # noqa: E731
     else:
-        drv = None
-        if driving_rgb is not None:
-            drv = torch.from_numpy(np.array(driving_rgb)).permute(2, 0, 1)[None].float().div(255).to(device)
+        drv = None if driving_rgb is None else frames_to_tensor(driving_rgb[None]).to(device)
         renderer = make_renderer(scene, cfg, device)
         draw = lambda start, n: render_range(renderer, scene, start, n, device, drv)  # noqa: E731
     frames = []
     for start in range(0, len(target), cfg.output.chunk):
         rendered = draw(start, min(cfg.output.chunk, len(target) - start))
-        out = rendered.image if cfg.output.crop_only else paste_back(scene.source_full.to(device), rendered,
-                                                                       scene.crop)
-        frames.append((out.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy())
+        frames.append(tensor_to_frames(compose_frames(scene, None, rendered, cfg.output)))
     return np.concatenate(frames)
 
 

@@ -31,7 +31,7 @@ from reenact.errors import InputError, ReenactError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.geometry import FRONTAL, head_angles
 from reenact.identity import UNAVAILABLE, cosine_similarity, load_embedder
-from reenact.inputs import load_source
+from reenact.inputs import frames_to_tensor, load_source
 from reenact.pose import to_head_frame
 from reenact.quality import LPIPS_UNAVAILABLE, Lpips, psnr, ssim
 from reenact.structures import Tracks
@@ -228,7 +228,7 @@ def reconstruction(output: Path, reference: Path, lpips_weights: Path | None = N
         if (out.info.n_frames, out.info.height, out.info.width) != (ref.info.n_frames, ref.info.height, ref.info.width):
             raise InputError(f"{reference}: the reference must have the output's frame count and size")
         for (_, a), (_, b) in zip(out.chunks(16), ref.chunks(16)):
-            a, b = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 for x in (a, b))
+            a, b = frames_to_tensor(a), frames_to_tensor(b)
             for store, fn in zip(values, (psnr, ssim, metric)):
                 if fn is not None:
                     store.append(fn(a, b))

@@ -23,7 +23,7 @@ from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.errors import InputError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.gan_render import GanConfig, gan_chunks
-from reenact.inputs import FrameRange, MotionClock, load_source, prefetch
+from reenact.inputs import FrameRange, MotionClock, frames_to_tensor, load_source, prefetch, tensor_to_frames
 from reenact.pose import to_image
 from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
@@ -72,14 +72,6 @@ def pose_in_crop(pose: HeadPose, crop: Crop) -> HeadPose:
     turn = torch.eye(3)
     turn[:2, :2] = a[:, :2] / k
     return HeadPose(turn @ pose.rotation, apply_affine(a, pose.translation[:, None])[:, 0], pose.scale * k)
-
-
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames if frames.flags.writeable else frames.copy()).permute(0, 3, 1, 2).float() / 255
-
-
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    return (frames.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _device(name: str) -> torch.device:
@@ -140,11 +132,11 @@ def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driv
     """The aligned crop of the source, its person and in-image masks, and the target meshes in crop pixels."""
     crop_cfg = replace(cfg.crop, size=_crop_size(src_tracks, cfg.crop, source_rgb.shape))
     crop = ffhq_crop(src_tracks.landmarks[0], crop_cfg)
-    source_full = _to_tensor(source_rgb[None])[0]
+    source_full = frames_to_tensor(source_rgb[None])[0]
     inv = crop.image_from_crop[None]
     source_crop = warp_affine(source_full[None], inv, (crop.size, crop.size))[0]
     inside = warp_affine(torch.ones(1, 1, *source_full.shape[-2:]), inv, (crop.size, crop.size), padding="zeros")[0]
-    person = torch.from_numpy(segment_person(_to_uint8(source_crop[None])[0]))[None]
+    person = torch.from_numpy(segment_person(tensor_to_frames(source_crop[None])[0]))[None]
     target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
     return Scene(source_full, source_crop, crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]), person,
                  inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
@@ -173,7 +165,7 @@ def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, star
     renderer = make_renderer(scene, cfg, device)
     size = chunk_size(scene, cfg.output)
     for first, frames in prefetch(reader.chunks(size, start, end)):
-        drv = None if frames is None else _to_tensor(frames).to(device)  # None: motion without video
+        drv = None if frames is None else frames_to_tensor(frames).to(device)  # None: motion without video
         n = min(size, (reader.info.n_frames if end is None else end) - first) if frames is None else len(frames)
         yield drv, render_range(renderer, scene, first, n, device, drv)
 
@@ -259,7 +251,7 @@ def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, en
     writer = None
     try:
         for drv, rendered in chunks(start, end):
-            frames = _to_uint8(compose_frames(scene, drv, rendered, cfg.output))
+            frames = tensor_to_frames(compose_frames(scene, drv, rendered, cfg.output))
             if writer is None:
                 writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf)
             writer.write(frames)
