@@ -1,8 +1,11 @@
 """`python -m reenact.assets [list]` and `python -m reenact.assets download ict`: the model files the project knows.
 
-Downloads are resumable (HTTP Range on a `.part` file), checked against a sha256 when one is pinned, and
+Downloads are resumable (HTTP Range on a `.part` file), checked against a sha256 when one is given, and
 renamed into place only when complete. The ICT-FaceKit model comes from its public GitHub repository (an
-archive at a pinned commit), of which only `FaceXModel/` is kept. EG3D checkpoints are a manual download.
+archive at a pinned commit), of which only `FaceXModel/` is kept. GitHub builds such archives on request and
+does not promise the same bytes twice, so the pin is on content: the sha256 of five upstream files (the neutral
+mesh, the blend-shape index and three shapes) must match before the model is installed. EG3D checkpoints are a
+manual download.
 """
 from __future__ import annotations
 
@@ -24,7 +27,13 @@ from reenact.errors import MissingAssetError, ReenactError
 from reenact.ict import cache_dir, default_location, find_model
 
 ICT_URL = "https://github.com/ICT-VGL/ICT-FaceKit/archive/1922d84282a3faf345dbf949c4a63b09f87907bc.zip"
-ICT_SHA256 = ""  # not yet pinned: the archive could not be fetched where this was written; set it once known
+UPSTREAM_SHA256 = {  # files of FaceXModel/ at that commit (identical to ../shared/facemodels/ict-facekit)
+    "generic_neutral_mesh.obj": "eedbc2576d8e5ea57f55255b8f98263213a1efb5431d8bfceed1d7aef10271f9",
+    "identity000.obj": "918160cf82d541336b4c367cf93199c9827832bde02511b8fbdf9019d6f1a773",
+    "jawOpen.obj": "8d84355e10f48b05550980cee385bcd426f4797090da76a20de0535bb2f99f4a",
+    "mouthSmile_L.obj": "91794e73cef330f1c7d1f4541723544708536b39d5dd6ed35fd8f83f676b7af4",
+    "vertex_indices.json": "4f9b35306299980dd46bee4a6b79bb95dfae1953693b74b35a64f7febfd081a5",
+}
 
 
 @dataclass(frozen=True)
@@ -69,20 +78,36 @@ def download(url: str, dest: Path, sha256: str = "", progress: bool = True) -> P
             raise MissingAssetError(f"{url}: download failed (HTTP {exc.code})") from None
     except (urllib.error.URLError, OSError) as exc:
         raise MissingAssetError(f"{url}: download failed ({exc}); run the command again to resume") from None
-    digest = hashlib.sha256()
-    with open(part, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if sha256 and digest.hexdigest() != sha256:
+    digest = file_sha256(part)
+    if sha256 and digest != sha256:
         part.unlink()
-        raise MissingAssetError(f"{url}: checksum mismatch (sha256 {digest.hexdigest()}, expected {sha256}); "
+        raise MissingAssetError(f"{url}: checksum mismatch (sha256 {digest}, expected {sha256}); "
                                 "the partial file was removed")
     os.replace(part, dest)
     return dest
 
 
-def install_ict(url: str = ICT_URL, sha256: str = ICT_SHA256, progress: bool = True) -> Path:
-    """Download the repository archive and install its `FaceXModel/` folder as the cached ICT model."""
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_upstream(folder: Path, source: str) -> None:
+    """Refuse a model folder whose pinned upstream files are missing or differ (a wrong commit or a tampered copy)."""
+    for name, expected in UPSTREAM_SHA256.items():
+        if not (folder / name).is_file():
+            raise MissingAssetError(f"{source}: the archive's FaceXModel folder lacks {name}")
+        if (digest := file_sha256(folder / name)) != expected:
+            raise MissingAssetError(f"{source}: checksum mismatch for {name} (sha256 {digest}, expected {expected}); "
+                                    "nothing was installed")
+
+
+def install_ict(url: str = ICT_URL, sha256: str = "", progress: bool = True) -> Path:
+    """Download the repository archive and install its `FaceXModel/` folder as the cached ICT model, after checking
+    the pinned upstream files (and the archive's own sha256 when given)."""
     archive = download(url, cache_dir() / "downloads" / "ict-facekit.zip", sha256, progress)
     target = default_location()
     staged = Path(tempfile.mkdtemp(prefix=".ict-facekit-", dir=cache_dir()))
@@ -94,13 +119,14 @@ def install_ict(url: str = ICT_URL, sha256: str = ICT_SHA256, progress: bool = T
             for m in members:
                 with zf.open(m) as src, open(staged / Path(m).name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-        if find_model(staged) is None:
-            raise MissingAssetError(f"{url}: the archive's FaceXModel folder lacks the neutral mesh")
+        check_upstream(staged, url)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staged, target)
+    except zipfile.BadZipFile:
+        raise MissingAssetError(f"{url}: the download is not a zip archive") from None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    archive.unlink()
+        archive.unlink()  # installed, or of no use
     return target
 
 
@@ -111,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("download", help="download an asset")
     d.add_argument("name", choices=("ict",))
     d.add_argument("--url", default=ICT_URL, help="source archive (default: the ICT-FaceKit repository)")
-    d.add_argument("--sha256", default=ICT_SHA256, help="expected sha256 of the archive")
+    d.add_argument("--sha256", default="", help="expected sha256 of the archive itself (the pinned upstream files "
+                   "are always checked)")
     args = p.parse_args(argv)
     try:
         if args.command == "download":

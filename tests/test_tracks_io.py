@@ -88,15 +88,23 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.wfile.write(data[start:])
 
 
+def upstream_archive(path, shared, tamper: str = ""):
+    """A zip like the repository's (ICT-FaceKit-<commit>/FaceXModel/...) of the upstream files in ../shared;
+    `tamper` names a file whose last byte is changed."""
+    src = shared / "facemodels" / "ict-facekit"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name in (*assets.UPSTREAM_SHA256, "LICENSE"):
+            data = (src / name).read_bytes()
+            zf.writestr(f"ICT-FaceKit-abc/FaceXModel/{name}", data[:-1] + b"!" if name == tamper else data)
+
+
 @pytest.fixture()
 def server(tmp_path, shared):
-    """An archive like the repository's (ICT-FaceKit-<commit>/FaceXModel/...) served on 127.0.0.1."""
+    """The upstream-like archive (ict.zip) and a tampered one (bad.zip) served on 127.0.0.1."""
     root = tmp_path / "www"
     root.mkdir()
-    src = shared / "facemodels" / "ict-facekit"
-    with zipfile.ZipFile(root / "ict.zip", "w", zipfile.ZIP_STORED) as zf:
-        for name in ("generic_neutral_mesh.obj", "jawOpen.obj", "vertex_indices.json", "LICENSE"):
-            zf.write(src / name, f"ICT-FaceKit-abc/FaceXModel/{name}")
+    upstream_archive(root / "ict.zip", shared)
+    upstream_archive(root / "bad.zip", shared, tamper="jawOpen.obj")
     RangeHandler.ranges = []
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -119,6 +127,19 @@ def test_download_resumes_checks_and_installs(server, tmp_path, monkeypatch):
     with zipfile.ZipFile(archive) as zf:
         assert (target / "jawOpen.obj").read_bytes() == zf.read("ICT-FaceKit-abc/FaceXModel/jawOpen.obj")
     assert find_model() == target and not part.exists()
+
+
+def test_upstream_files_are_pinned(server, tmp_path, monkeypatch, shared):
+    url, _ = server
+    monkeypatch.setenv("REENACT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("REENACT_FACE_MODEL", raising=False)
+    with pytest.raises(MissingAssetError, match="checksum mismatch for jawOpen.obj"):
+        assets.install_ict(url.replace("ict.zip", "bad.zip"), progress=False)
+    assert find_model() is None and not any((tmp_path / "cache" / "downloads").iterdir())
+    assets.check_upstream(shared / "facemodels" / "ict-facekit", "shared")  # the pins are the real upstream files
+    (tmp_path / "www" / "bad.zip").write_bytes(b"<html>not found</html>")
+    with pytest.raises(MissingAssetError, match="not a zip archive"):
+        assets.install_ict(url.replace("ict.zip", "bad.zip"), progress=False)
 
 
 def test_download_checksum_mismatch(server, tmp_path):
