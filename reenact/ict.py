@@ -4,16 +4,21 @@ The full model (26719 vertices; neutral + 100 identity modes + 53 expression ble
 from `--face.path`, $REENACT_FACE_MODEL or the cache (`python -m reenact.assets download ict` puts it
 there), and reduced to a compact landmark basis: the 478 mediapipe points on its surface
 (`data/ict_correspondence.npz`), mapped into the canonical head frame by a fixed similarity, plus the
-tracker's bias calibrated on renders of the model (per landmark, and per unit blend-shape weight). That basis is
-cached beside it, so later runs read a few hundred kilobytes.
+tracker's bias calibrated on renders of the model (per landmark: at rest, per unit blend-shape weight, per unit
+of head angle; and response curves of the blinks, which the tracker follows late). That basis is cached beside
+it, so later runs read a few hundred kilobytes.
+
+Gaze: ICT's eyeLook blend shapes move only the eyelids. Here the eyeLook weights also turn the eyeballs
+(`with_gaze`, GAZE_DEGREES at weight 1), so the basis moves the iris landmarks and the fit reads gaze from them.
 
 Fitting (`IctModel.fit`) is batched over frames: Gauss-Newton steps on each frame's rigid pose, a
-box-constrained least-squares solve of the 53 coefficients in [0, 1] (projected coordinate descent with a
-temporal prior), and a Gaussian-prior solve of the 100 identity weights shared by the whole clip.
+box-constrained least-squares solve of the 53 coefficients in [0, 1] (projected coordinate descent with an L1
+sparsity term and a temporal prior), and a Gaussian-prior solve of the 100 identity weights shared by the clip.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,7 @@ import torch
 
 from reenact.canonical import LIPS, load_canonical
 from reenact.errors import CacheError, InputError, MissingAssetError
-from reenact.geometry import rotvec_to_matrix, similarity_fit
+from reenact.geometry import head_angles, rotvec_to_matrix, similarity_fit
 from reenact.pose import to_head_frame
 from reenact.structures import Expression, HeadPose, Tracks, atomic_write
 from third_party_wrappers import ict_facekit
@@ -32,7 +37,12 @@ MODEL = "ict-arkit53"
 CORRESPONDENCE = Path(__file__).with_name("data") / "ict_correspondence.npz"
 PACKED = "ict_face_model.npz"
 DOWNLOAD_HINT = "python -m reenact.assets download ict"
-BASIS_VERSION = 2
+BASIS_VERSION = 4
+EYEBALLS = (slice(21451, 23021), slice(23021, 24591))  # vertices of the subject's left (+x) and right eyeball
+IRIS = slice(468, 478)  # mediapipe's iris points (refined tracker)
+BASIS_ARRAYS = ("neutral", "identity", "expression", "view", "response")
+VIEW_FEATURES = 5  # see `view_features`
+GAZE_DEGREES = 30.0  # eyeball turn at full eyeLook weight: this project's convention (ARKit states none)
 
 
 def cache_dir() -> Path:
@@ -105,14 +115,48 @@ def ict_to_head(model: dict, table: dict) -> tuple[torch.Tensor, torch.Tensor, t
     return similarity_fit(neutral[face.rigid], face.shape[face.rigid].double())
 
 
+def eyeball_rotations(coeffs: torch.Tensor, names: list) -> torch.Tensor:
+    """Rotations [..., 2, 3, 3] (ICT axes) of the left and right eyeball for coefficients [..., E]: eyeLookIn/Out
+    turn an eye about the vertical axis, eyeLookUp/Down about the horizontal one, GAZE_DEGREES at weight 1."""
+    def c(name):
+        return coeffs[..., names.index(name)]
+    to_x = torch.stack([c("eyeLookOut_L") - c("eyeLookIn_L"), c("eyeLookIn_R") - c("eyeLookOut_R")], -1)
+    up = torch.stack([c("eyeLookUp_L") - c("eyeLookDown_L"), c("eyeLookUp_R") - c("eyeLookDown_R")], -1)
+    return rotvec_to_matrix(torch.stack([-up, to_x, torch.zeros_like(up)], -1) * math.radians(GAZE_DEGREES))
+
+
+def with_gaze(verts: torch.Tensor, coeffs: torch.Tensor, names: list) -> torch.Tensor:
+    """Model meshes [..., V, 3] (ICT axes) with the eyeballs turned by the eyeLook coefficients [..., E]: ICT's
+    eyeLook blend shapes move only the eyelids. Each eyeball turns about the centre of a sphere fitted to it."""
+    out = verts.clone()
+    for ball, rot in zip(EYEBALLS, eyeball_rotations(coeffs, names).unbind(-3)):
+        points = verts[..., ball, :]
+        rows = torch.cat([2 * points, torch.ones_like(points[..., :1])], -1)  # |p|^2 = 2 p.c + (r^2 - |c|^2)
+        centre = torch.linalg.lstsq(rows, points.square().sum(-1, keepdim=True)).solution[..., :3, :].transpose(-1, -2)
+        out[..., ball, :] = (points - centre) @ rot.transpose(-1, -2) + centre
+    return out
+
+
 @dataclass(frozen=True)
 class LandmarkBasis:
-    """The model at mediapipe's 478 landmarks, in the canonical head frame."""
+    """The model at mediapipe's 478 landmarks, in the canonical head frame, with the tracker's calibrated bias.
+
+    `response` [E, K + 1] is how far the tracker follows each blend shape at weights 0, 1/K .. 1, in units of its
+    motion at weight 1 (`expression`): the fit solves for that tracked motion and maps it back to a weight.
+    """
 
     neutral: torch.Tensor  # [478, 3]
     identity: torch.Tensor  # [I, 478, 3] per unit (standard-normal) identity weight
     expression: torch.Tensor  # [E, 478, 3] per unit blend-shape weight
     names: list  # E ARKit names
+    view: torch.Tensor | None = None  # [VIEW_FEATURES, 478, 3] tracker bias per unit of `view_features`; None: 0
+    response: torch.Tensor | None = None  # [E, K + 1] (see above); None: linear
+
+    def __post_init__(self):
+        if self.view is None:
+            object.__setattr__(self, "view", torch.zeros(VIEW_FEATURES, *self.neutral.shape))
+        if self.response is None:
+            object.__setattr__(self, "response", torch.tensor([[0.0, 1.0]]).repeat(len(self.names), 1))
 
     @classmethod
     def from_model(cls, model: dict, table: dict | None = None) -> "LandmarkBasis":
@@ -124,14 +168,17 @@ class LandmarkBasis:
         scale, rot, trans = ict_to_head(model, table)
         neutral = (at_landmarks(model["neutral"], table).double() @ (scale * rot).T + trans).float()
         linear = (scale * rot).float()
+        names = list(model["expression_names"])
+        mesh = torch.from_numpy(model["neutral"])
+        gaze = (with_gaze(mesh.expand(len(names), -1, -1), torch.eye(len(names)), names) - mesh).numpy()
+        expression = at_landmarks(model["expression_modes"], table) + at_landmarks(gaze, table)
         return cls(neutral + table["offset_neutral"], at_landmarks(model["identity_modes"], table) @ linear.T,
-                   at_landmarks(model["expression_modes"], table) @ linear.T + table["offset_expression"],
-                   list(model["expression_names"]))
+                   expression @ linear.T + table["offset_expression"], names, table.get("offset_view"),
+                   table.get("response"))
 
     def save(self, path: Path) -> None:
         atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), version=BASIS_VERSION, names=np.array(self.names),
-                                                **{k: getattr(self, k).numpy() for k in ("neutral", "identity",
-                                                                                          "expression")}))
+                                                **{k: getattr(self, k).numpy() for k in BASIS_ARRAYS}))
 
     @classmethod
     def load(cls, path: Path) -> "LandmarkBasis":
@@ -139,10 +186,17 @@ class LandmarkBasis:
             with np.load(path, allow_pickle=False) as d:
                 if int(d["version"]) != BASIS_VERSION:
                     raise CacheError(f"{path}: landmark basis of another version")
-                return cls(*(torch.from_numpy(d[k]) for k in ("neutral", "identity", "expression")),
-                           [str(n) for n in d["names"]])
+                arrays = {k: torch.from_numpy(d[k]) for k in BASIS_ARRAYS}
+                return cls(names=[str(n) for n in d["names"]], **arrays)
         except (OSError, ValueError, KeyError) as exc:
             raise CacheError(f"{path}: unreadable landmark basis ({exc})") from None
+
+
+def view_features(rotation: torch.Tensor) -> torch.Tensor:
+    """What the tracker's view-dependent bias is regressed on, per head rotation [..., 3, 3]: yaw, pitch, roll
+    (radians) and the squares of yaw and pitch -> [..., VIEW_FEATURES]."""
+    angles = torch.deg2rad(head_angles(rotation))
+    return torch.cat([angles, angles[..., :2].square()], -1)
 
 
 def _model_key(path: Path) -> str:
@@ -171,15 +225,20 @@ def landmark_basis(path: Path) -> LandmarkBasis:
 
 @dataclass(frozen=True)
 class FitConfig:
+    """Fit settings. The weights and priors were chosen on the accuracy bench's calibration seeds (100-102), see
+    `bench/ict_accuracy.py`."""
+
     iterations: int = 6  # alternations of pose, expression and identity solves
     sweeps: int = 6  # coordinate-descent sweeps over the 53 coefficients per iteration
     pose_steps: int = 2  # Gauss-Newton steps on the rigid pose per iteration
     depth_weight: float = 0.3  # tracked depth is a learned guess: trusted less than x, y
     lip_weight: float = 3.0  # landmark weights: lips and eyelids are what expressions are read from ...
-    eye_weight: float = 6.0  # eyelids: a blink moves few points a short way
+    eye_weight: float = 20.0  # eyelids: a blink moves few points a short way
+    iris_weight: float = 16.0  # irises: gaze (eyeLook*) is read from them
     contour_weight: float = 0.3  # ... the face outline slides along the silhouette
     identity_prior: float = 0.02  # Gaussian prior on the identity weights (per unit weight squared)
     expression_prior: float = 0.02  # pulls coefficients the landmarks barely see (cheekPuff, ...) to 0
+    sparsity: float = 0.02  # L1 weight on the coefficients: few blend shapes are active at once
     temporal: float = 0.01  # smoothness of coefficients between neighbouring frames
     identity_frames: int = 200  # frames the identity is fitted from (evenly spaced)
 
@@ -190,6 +249,7 @@ def landmark_weights(cfg: FitConfig) -> torch.Tensor:
     w[face.outer_loop] = cfg.contour_weight
     w[list(LIPS)] = cfg.lip_weight
     w[torch.cat(face.eye_loops)] = cfg.eye_weight
+    w[IRIS] = cfg.iris_weight
     return w
 
 
@@ -241,6 +301,25 @@ def _project(points: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
     return points.flatten(1) @ modes.flatten(1).T
 
 
+def _response(weights: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
+    """Tracked motion [T, E] of blend-shape weights [T, E] through piecewise-linear response curves [E, K + 1]."""
+    k = curves.shape[1] - 1
+    x = weights.T.clamp(0, 1) * k
+    piece = x.floor().long().clamp(max=k - 1)
+    lo, hi = curves.gather(1, piece), curves.gather(1, piece + 1)
+    return (lo + (x - piece) * (hi - lo)).T
+
+
+def _from_response(tracked: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
+    """Blend-shape weights [T, E] whose tracked motion is `tracked` [T, E], inverting increasing piecewise-linear
+    response curves [E, K + 1] (values at weights 0, 1/K .. 1)."""
+    k = curves.shape[1] - 1
+    u = tracked.T.contiguous()
+    piece = torch.searchsorted(curves.contiguous(), u, right=True).clamp(1, k)
+    lo, hi = curves.gather(1, piece - 1), curves.gather(1, piece)
+    return ((piece - 1 + ((u - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)) / k).T
+
+
 class IctModel:
     """ARKit blend-shape coefficients of the ICT-FaceKit model (implements `reenact.expression.FaceModel`)."""
 
@@ -279,7 +358,8 @@ class IctModel:
         wa = self.weights[None, :, None] * self.axis  # [1, N, 3]
         sample = torch.linspace(0, n - 1, min(n, cfg.identity_frames)).round().long()
         for _ in range(cfg.iterations):
-            shape = b.neutral + _combine(identity, b.identity)
+            bias = _combine(view_features(pose.rotation), b.view)  # the tracker's, at the current poses
+            shape = b.neutral + _combine(identity, b.identity) + bias
             for _ in range(cfg.pose_steps):
                 pose = _pose_step(shape + _combine(coeffs, b.expression), target, pose,
                                   self.weights, self.axis)
@@ -288,14 +368,15 @@ class IctModel:
             metric = pose.rotation.transpose(1, 2) @ torch.diag(self.axis) @ pose.rotation
             back = ((z - shape @ pose.rotation.transpose(1, 2)) * wa) @ pose.rotation  # R' D W (Z - R S)
             coeffs = _box_qp(torch.einsum("tab,abij->tij", metric, gram_e),
-                             _project(back, b.expression), coeffs,
+                             _project(back, b.expression) - cfg.sparsity, coeffs,
                              cfg.expression_prior, cfg.temporal, cfg.sweeps)
             # Identity, shared: mean normal equations over sampled frames plus the Gaussian prior.
-            expressed = b.neutral + _combine(coeffs[sample], b.expression)
+            expressed = b.neutral + bias[sample] + _combine(coeffs[sample], b.expression)
             rest = ((z[sample] - expressed @ pose.rotation[sample].transpose(1, 2)) * wa) @ pose.rotation[sample]
             hess = torch.einsum("ab,abij->ij", metric[sample].mean(0), gram_i)
             grad = _project(rest, b.identity).sum(0) / len(sample)
             identity = torch.linalg.solve(hess + cfg.identity_prior * torch.eye(len(identity)), grad)
+        coeffs = _from_response(coeffs, b.response)  # tracked motion -> blend-shape weight
         # The subject's shape: its tracked reference frame with the fitted expression taken out, so that
         # mesh(shape, code of ref) is exactly what was tracked and codes only move it by blend-shape offsets.
         ref_pose = HeadPose(pose.rotation[ref:ref + 1], pose.translation[ref:ref + 1], pose.scale[ref:ref + 1])
@@ -307,7 +388,9 @@ class IctModel:
             raise InputError(f"an expression of model {expression.model!r} cannot drive the {MODEL} face model")
         return shape + _combine(expression.coeffs, self.basis.expression)
 
-    def identity_mesh(self, identity: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-        """Model landmarks [T, 478, 3] (head frame) of identity weights [I] wearing coefficients [T, E]."""
+    def identity_mesh(self, identity: torch.Tensor, coeffs: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+        """Landmarks [T, 478, 3] (head frame) as the tracker would report them (response curves, view bias) for
+        identity weights [I] wearing coefficients [T, E], seen at head rotations [T, 3, 3]."""
         b = self.basis
-        return b.neutral + _combine(identity, b.identity) + _combine(coeffs, b.expression)
+        return (b.neutral + _combine(identity, b.identity) + _combine(_response(coeffs, b.response), b.expression)
+                + _combine(view_features(rotation), b.view))

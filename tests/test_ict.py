@@ -10,7 +10,7 @@ import torch
 from reenact.errors import MissingAssetError
 from reenact.expression import FaceModelConfig, MeshOffsetModel, load_face_model
 from reenact.geometry import angles_to_matrix, head_angles
-from reenact.ict import MODEL, IctModel, correspondence, find_model
+from reenact.ict import EYEBALLS, GAZE_DEGREES, MODEL, IctModel, correspondence, find_model, with_gaze
 from reenact.pose import estimate_pose, to_image
 from reenact.structures import Expression, HeadPose, Tracks
 from third_party_wrappers.ict_facekit import expression_names, read_obj, read_packed, read_upstream
@@ -70,12 +70,37 @@ def test_basis_is_in_the_head_frame(model):
     assert jaw[152, 1] < -0.1  # opening the jaw lowers the chin
     table = correspondence()  # the calibrated tracker bias is a correction, not a second model
     assert table["offset_neutral"].norm(dim=-1).median() < 0.05
-    assert table["offset_expression"].shape == b.expression.shape
+    assert table["offset_expression"].shape == b.expression.shape and table["offset_view"].shape == (5, 478, 3)
+    curves = table["response"]  # tracked motion of a blend shape at weights 0 .. 1: increasing from 0 to 1
+    assert (curves.diff(dim=1) >= 0).all() and (curves[:, 0] == 0).all() and (curves[:, -1] == 1).all()
+
+
+def test_gaze_turns_the_eyeballs(ict_dir, model):
+    full = read_packed(ict_dir / "ict_face_model.npz")
+    names = full["expression_names"]
+    neutral = torch.from_numpy(full["neutral"])
+    coeffs = torch.zeros(2, 53)
+    coeffs[0, names.index("eyeLookOut_L")] = 1  # the subject's left eye (+x) looks outward ...
+    coeffs[1, names.index("eyeLookUp_R")] = 1  # ... the right eye up
+    turned = with_gaze(neutral.expand(2, -1, -1), coeffs, names)
+    left, right = EYEBALLS
+    front = neutral[left, 2].argmax()  # the centre of the left cornea
+    radius = (neutral[left][front] - neutral[left].mean(0)).norm()
+    moved = turned[0, left][front] - neutral[left][front]
+    assert moved[0] > 0.6 * radius * np.sin(np.radians(GAZE_DEGREES)) and moved[1].abs() < 1e-3
+    assert (turned[1, right][:, 1] - neutral[right, 1]).max() > 0.5  # up, in cm
+    torch.testing.assert_close(turned[0, right], neutral[right])
+    torch.testing.assert_close(turned[:, :left.start], neutral[:left.start].expand(2, -1, -1))  # lids: blend shapes
+    b = model.basis  # the landmark basis moves the irises with gaze: 473 is the subject's left iris centre
+    assert b.expression[names.index("eyeLookOut_L"), 473, 0] > 0.04
+    assert b.expression[names.index("eyeLookIn_L"), 473, 0] < -0.04
+    assert b.expression[names.index("eyeLookUp_R"), 468, 1] > 0.02
 
 
 def synthetic(model: IctModel, n: int, seed: int = 0):
     """Landmarks of a random identity, smooth sparse expressions (keyframes every 8 frames) and random poses,
-    with tracker-like noise. Returns (tracks, true coefficients, true yaw/pitch/roll)."""
+    as the tracker reports them per the model (calibrated bias), with tracker-like noise. Returns (tracks, true
+    coefficients, true yaw/pitch/roll)."""
     g = torch.Generator().manual_seed(seed)
     identity = torch.randn(100, generator=g) * 0.8
     keys = (torch.rand(n // 8 + 2, 53, generator=g)).mul(torch.rand(n // 8 + 2, 53, generator=g) < 0.1)
@@ -83,7 +108,7 @@ def synthetic(model: IctModel, n: int, seed: int = 0):
     angles = torch.randn(n, 3, generator=g) * torch.tensor([15.0, 8.0, 5.0])
     pose = HeadPose(angles_to_matrix(angles), torch.tensor([320.0, 240.0, 0.0]) + torch.randn(n, 3, generator=g),
                     torch.full((n,), 100.0))
-    points = to_image(model.identity_mesh(identity, coeffs), pose)
+    points = to_image(model.identity_mesh(identity, coeffs, pose.rotation), pose)
     points = points + torch.randn(points.shape, generator=g) * torch.tensor([0.3, 0.3, 1.0])
     return Tracks(points, torch.ones(n, dtype=torch.bool), 480, 640, 30.0), coeffs, angles
 
@@ -96,7 +121,13 @@ def test_fit_recovers_synthetic_expressions_and_pose(model):
     err = (expression.coeffs - coeffs).abs()
     for name in ("jawOpen", "eyeBlink_L", "eyeBlink_R"):
         assert err[:, expression.names.index(name)].mean() < 0.1, name  # the bench's target
-    assert err.mean() < 0.1  # several ARKit shapes (cheekPuff, eyeLook*) barely move the 478 landmarks
+    assert err.mean() < 0.06
+    assert (expression.coeffs[coeffs == 0] == 0).float().mean() > 0.7  # the L1 term keeps inactive shapes at 0
+    names = expression.names
+    for side in "LR":  # horizontal gaze, read from the irises
+        gaze = [x[:, names.index(f"eyeLookOut_{side}")] - x[:, names.index(f"eyeLookIn_{side}")]
+                for x in (expression.coeffs, coeffs)]
+        assert torch.corrcoef(torch.stack(gaze))[0, 1] > 0.9
     assert (head_angles(pose.rotation) - angles).abs().median() < 1.0
     # mesh() of the reference frame's code gives back its tracked landmarks
     ref = to_image(model.mesh(shape, Expression(expression.coeffs[:1], MODEL, expression.names)), pose)
