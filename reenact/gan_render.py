@@ -4,7 +4,8 @@ driving pose (paper_pipeline.md §1.4-1.7).
 1. Targets: the warp renderer draws each keyframe's TARGET expression at the SOURCE pose (the paper's
    "expression-edited source image"), with face and mouth-interior masks, in an EG3D-style crop.
 2. Projection (reenact.invert): masked W projection at the source camera, mouth interior excluded;
-   optionally (SPI) the mirrored source as a pseudo view at the mirrored camera.
+   optionally (SPI) the mirrored source as a pseudo view at the mirrored camera, except where the source
+   disagrees with its own mirror image.
 3. Mouth inpainting + pivotal tuning (reenact.tune): the hole of each target is filled from its GAN render,
    then one generator is tuned on all (w_i, target_i).
 4. Final render: w_i at the driving frame's (smoothed, transferred) camera, composited over w_0 at the same
@@ -23,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
@@ -54,6 +56,8 @@ log = logging.getLogger("reenact")
 
 GAN_CROP_SCALE = 0.89  # EG3D crop side relative to the FFHQ recipe's (see the module docstring)
 SPI_MIN_YAW = 0.2  # SPI: the mirrored pseudo view is used only for sources turned at least this far (rad)
+SPI_DEPTH_TOL = 0.05  # SPI's occlusion test: a point is seen if its ray distance is this close to the render's
+SPI_ASYMMETRY = 0.1  # mean |RGB| difference (0-1, blurred) of source and mirror above which a region is asymmetric
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class GanConfig:
     keyframe_every: int = 1  # project every k-th frame and interpolate w between keyframes
     w_plus: bool = False  # optimise one w per layer (W+) instead of the paper's W
     symmetry: bool = False  # SPI: the mirrored source as a pseudo view at the mirrored camera (frame 0)
+    symmetry_filter: bool = True  # SPI: no pseudo view where the source disagrees with its own mirror image
     lr: float = 0.025  # paper: peak projection learning rate
     tune_lr: float = 1e-3  # paper: peak tuning learning rate
     noise_weight: float = 1e5  # paper: weight of the noise autocorrelation penalty
@@ -73,7 +78,6 @@ class GanConfig:
     perceptual: Optional[str] = None  # VGG16 state dict (torchvision layout): adds the perceptual loss
     locality: float = 0.0  # PTI locality regulariser weight (PTI: 0.1; the paper: off)
     tune_stop_loss: float = 0.0  # stop tuning once the running loss is below this (0: never)
-    mirror_weight: float = 0.5  # SPI: weight of the mirrored pseudo view
     final_depth_mul: int = 1  # depth samples x k for the final render (paper: 4)
     save_every: int = 10  # save latents every k keyframes (resume)
     checkpoint_every: int = 100  # save a tuning checkpoint every N steps (resume)
@@ -203,17 +207,27 @@ def invert_and_tune(G, scene: Scene, geo: GanGeometry, reader, cfg: RunConfig, d
     c_src, c_cond = geo.source_camera.to(device), frontal_label(1, device=device)
     pos = {f: i for i, f in enumerate(keyframes)}
     yaw = float(geo.source_pose.angles()[0, 0].abs().deg2rad())
-    mirror = g.symmetry and yaw >= SPI_MIN_YAW
-    if g.symmetry and not mirror:
-        log.info("symmetry prior skipped: the source is near frontal (|yaw| %.2f rad < %.2f)", yaw, SPI_MIN_YAW)
+    w_m = spi_weight(yaw) if g.symmetry else 0.0
+    if g.symmetry and w_m == 0:
+        log.info("symmetry prior (SPI) skipped: the source is near frontal (|yaw| %.2f < %.1f rad)", yaw, SPI_MIN_YAW)
+    elif g.symmetry:
+        log.info("symmetry prior (SPI): the mirrored source at the mirrored camera in frame 0's projection, face "
+                 "region, weight %.2f (|yaw| %.2f rad), asymmetric-region filter %s", w_m, yaw,
+                 "on" if g.symmetry_filter else "off")
 
     def views(frame: int):
         i = pos[frame]
         target = targets[i:i + 1].to(device).float() / 255
         mask = faces[i:i + 1].to(device).float() / 255 * (holes[i:i + 1].to(device) == 0).float()
-        if mirror and frame == 0:
+        if w_m > 0 and frame == 0:
             return mirrored_views(target, mask, c_src)
         return target, mask, c_src
+
+    def mask_fn(frame: int):
+        if w_m == 0 or frame != 0 or not g.symmetry_filter:
+            return None
+        target, masks, _ = views(0)
+        return filtered_masks(target[:1], masks, c_src)
 
     proj = {k: v for k, v in asdict(g).items() if k not in ("tune_steps", "tune_lr", "locality", "tune_stop_loss",
                                                             "checkpoint_every", "final_depth_mul", "save_every")}
@@ -227,7 +241,7 @@ def invert_and_tune(G, scene: Scene, geo: GanGeometry, reader, cfg: RunConfig, d
             G, keyframes, views, loss_fn, w_avg=w_avg, w_std=w_std, steps_first=g.steps_first,
             steps_per_frame=g.steps_per_frame, done=done, save_every=g.save_every,
             on_saved=(lambda lat: lat.save(lat_path)) if work.enabled else None,
-            view_weights=lambda f: torch.tensor([1.0, g.mirror_weight]) if mirror and f == 0 else None,
+            view_weights=lambda f: torch.tensor([1.0, w_m]) if w_m > 0 and f == 0 else None, mask_fn=mask_fn,
             progress=_progress(cfg.progress, "project", len(keyframes)), lr=g.lr, w_plus=g.w_plus,
             noise_weight=g.noise_weight)
     latents = done
@@ -263,11 +277,70 @@ def _load_latents(path: Path, work: WorkDir) -> Latents | None:
         return None
 
 
+def spi_weight(yaw: float) -> float:
+    """SPI's weight of the mirrored pseudo view for a source at `yaw` (rad): (1 - N(|yaw|; 0, 0.29) / 2.7) / 2,
+    0.30 at 0.2 rad rising to 0.5; 0 below 0.2 rad, where the pseudo view would nearly repeat the source."""
+    if abs(yaw) < SPI_MIN_YAW:
+        return 0.0
+    pdf = math.exp(-0.5 * (yaw / 0.29) ** 2) / (0.29 * math.sqrt(2 * math.pi))
+    return (1 - pdf / 2.7) / 2
+
+
 def mirrored_views(target: torch.Tensor, mask: torch.Tensor, camera: torch.Tensor):
     """SPI pseudo view: the source and its mirror image at the mirrored camera. Hair, background and clothes
     are asymmetric in general, so the mirror view supervises only the (masked) face region."""
     return (torch.cat([target, target.flip(-1)]), torch.cat([mask, mask.flip(-1)]),
             torch.cat([camera, mirror_label(camera)]))
+
+
+@torch.no_grad()
+def mirror_points(camera: torch.Tensor, depth: torch.Tensor, size: int,
+                  tol: float = SPI_DEPTH_TOL) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each source pixel's mirrored surface point lands in the source view, and whether it is seen there.
+
+    Each pixel of the source camera [1,25] is lifted to its surface point X by the rendered ray depth [1,1,r,r]
+    (bilinear to `size`), mirrored to M X (x -> -x, the head's symmetry plane) and projected back into the
+    source camera: grid [1,S,S,2] (grid_sample coordinates). M X is seen if its ray distance is within `tol` of
+    the rendered depth where it lands (SPI's occlusion test): visible [1,1,S,S] bool.
+    """
+    c2w, k = camera[:, :16].view(-1, 4, 4), camera[:, 16:].view(-1, 3, 3)
+    dist = F.interpolate(depth, size=(size, size), mode="bilinear", align_corners=False)
+    origins, dirs = sample_rays(c2w, k, size)
+    mirror = (origins + dist.reshape(1, -1, 1) * dirs) * torch.tensor([-1.0, 1.0, 1.0], device=depth.device)
+    rel = mirror - c2w[:, None, :3, 3]
+    uv = (rel @ c2w[:, :3, :3]) @ k.transpose(1, 2)
+    grid = (uv[..., :2] / uv[..., 2:].clamp_min(1e-6) * 2 - 1).view(1, size, size, 2)
+    seen = F.grid_sample(dist, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    near = (rel.norm(dim=-1).view(1, 1, size, size) - seen).abs() < tol
+    return grid, near & (grid.abs() <= 1).all(-1)[:, None]
+
+
+@torch.no_grad()
+def symmetry_filter(target: torch.Tensor, camera: torch.Tensor, depth: torch.Tensor,
+                    threshold: float = SPI_ASYMMETRY) -> torch.Tensor:
+    """Weight [1,1,S,S] of SPI's pseudo view (its pixels, i.e. flipped): 0 where it would copy an asymmetric region.
+
+    The pseudo view asserts that the surface point X seen at a source pixel looks like its mirror M X. Where the
+    source [1,3,S,S] sees M X too (`mirror_points` with the current render's depth), both sides are observed: if
+    their blurred colours differ by more than `threshold` (a parting, a mole, one-sided light), the assertion is
+    false and both pixels get no weight. Where M X is hidden, the pseudo view is the only evidence of that side
+    and keeps its weight. The dropped region is grown by 8 px and feathered (at 512 px).
+    """
+    s = target.shape[-1]
+    grid, visible = mirror_points(camera, depth, s)
+    ks, sigma = max(3, round(15 * s / 512)) | 1, 4.0 * s / 512
+    smooth = kf.gaussian_blur2d(target, (ks, ks), (sigma, sigma))
+    differ = (smooth - F.grid_sample(smooth, grid, mode="bilinear", padding_mode="border", align_corners=False)
+              ).abs().mean(1, keepdim=True)
+    r = max(1, round(8 * s / 512))
+    drop = F.max_pool2d((visible & (differ > threshold)).float(), 2 * r + 1, 1, r)
+    return 1 - kf.gaussian_blur2d(drop, (ks, ks), (sigma, sigma)).flip(-1)
+
+
+def filtered_masks(target: torch.Tensor, masks: torch.Tensor, camera: torch.Tensor):
+    """`project`'s mask_fn for SPI's two views of `mirrored_views`: the pseudo view's mask times the
+    `symmetry_filter` of the current geometry (the source view's rendered depth)."""
+    return lambda depth: torch.cat([masks[:1], masks[1:] * symmetry_filter(target, camera, depth[:1])])
 
 
 @torch.no_grad()

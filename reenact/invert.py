@@ -75,11 +75,13 @@ def render(G, ws: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 def project(G, views: Views, w_init: torch.Tensor, loss_fn: Callable, *, steps: int, lr: float = 0.025,
             w_std: float = 0.0, w_plus: bool = False, noise_weight: float = 1e5,
-            view_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+            view_weights: torch.Tensor | None = None,
+            mask_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, float]:
     """Optimise one frame's w [num_ws, w_dim] against its views; returns (w, final masked loss).
 
     w_std > 0 adds the frame-0 latent noise 0.05 * w_std * (1 - t/0.75)^2. view_weights [V] weigh the views
-    (e.g. a pseudo view lower than the real one).
+    (e.g. a pseudo view lower than the real one). mask_fn, if given, maps each step's rendered depth [V,1,r,r]
+    (detached) to that step's masks [V,1,S,S], for masks that follow the current geometry (SPI's filter).
     """
     targets, masks, cams = views
     v = len(targets)
@@ -96,7 +98,9 @@ def project(G, views: Views, w_init: torch.Tensor, loss_fn: Callable, *, steps: 
             sigma = w_std * 0.05 * max(0.0, 1.0 - t / 0.75) ** 2
             w_in = w + torch.randn_like(w) * sigma if sigma > 0 else w
             ws = w_in.expand(num_ws, -1)[None].expand(v, -1, -1)
-            loss = (loss_fn(render(G, ws, cams), targets, masks) * weights).sum() / weights.sum()
+            out = G.synthesis(ws, cams, noise_mode="const")
+            m = masks if mask_fn is None else mask_fn(out["image_depth"].detach())
+            loss = (loss_fn((out["image"] + 1) / 2, targets, m) * weights).sum() / weights.sum()
             opt.zero_grad(set_to_none=True)
             (loss + noise_weight * noise_regularizer(maps)).backward()
             opt.step()
@@ -110,18 +114,20 @@ def project_sequence(G, keyframes: list[int], views: Callable[[int], Views], los
                      w_avg: torch.Tensor, w_std: float, steps_first: int, steps_per_frame: int,
                      done: Latents | None = None, on_saved: Callable[[Latents], None] | None = None,
                      save_every: int = 10, view_weights: Callable[[int], torch.Tensor | None] = lambda i: None,
+                     mask_fn: Callable[[int], Callable | None] = lambda i: None,
                      progress: Callable[[Iterator], Iterator] = iter, **kwargs) -> Latents:
     """Project keyframes in order, each warm-started from the one before (frame 0 from w_avg).
 
-    `views(i)` gives keyframe i's (targets, masks, cameras); `done` resumes a partial record; `on_saved`
-    receives the partial record every `save_every` keyframes. kwargs go to `project`.
+    `views(i)` gives keyframe i's (targets, masks, cameras), `view_weights(i)` and `mask_fn(i)` its arguments of
+    `project`; `done` resumes a partial record; `on_saved` receives the partial record every `save_every`
+    keyframes. kwargs go to `project`.
     """
     ws, losses = (list(done.w), list(done.loss.tolist())) if done is not None else ([], [])
     for k in progress(range(len(ws), len(keyframes))):
         first = k == 0
         w, loss = project(G, views(keyframes[k]), w_avg if first else ws[-1].to(w_avg.device), loss_fn,
                           steps=steps_first if first else steps_per_frame, w_std=w_std if first else 0.0,
-                          view_weights=view_weights(keyframes[k]), **kwargs)
+                          view_weights=view_weights(keyframes[k]), mask_fn=mask_fn(keyframes[k]), **kwargs)
         ws.append(w.cpu())
         losses.append(loss)
         if on_saved is not None and ((k + 1) % save_every == 0 or k + 1 == len(keyframes)):

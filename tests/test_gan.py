@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from reenact.eg3d import frontal_label, load_generator, lookat_label, mirror_label
-from reenact.gan_render import face_points, mirrored_views, reproject_mask
+from reenact.eg3d.volume import sample_rays
+from reenact.gan_render import (face_points, filtered_masks, mirror_points, mirrored_views, reproject_mask, spi_weight,
+                                symmetry_filter)
 from reenact.invert import (interpolate_latents, keyframe_indices, lr_ramp, project, project_sequence, render,
                             w_stats)
 from reenact.losses import ImageLoss, VGG16Features, load_vgg16
@@ -120,6 +122,64 @@ def test_mirrored_view_uses_the_mirrored_camera():
     assert torch.equal(m[1], mask[0].flip(-1)) and torch.equal(cams[0], c[0])
     yaw_m = lookat_label([-0.4], [0.1])
     assert torch.allclose(cams[1, [3, 7, 11]], yaw_m[0, [3, 7, 11]], atol=1e-5)
+
+
+def test_mirrored_camera_sees_the_mirrored_rays():
+    c = lookat_label([0.4], [-0.1])
+    c[:, 18] = 0.56  # an off-centre principal point, and a skew
+    c[:, 17] = 0.02
+    rays = [sample_rays(x[:, :16].view(-1, 4, 4), x[:, 16:].view(-1, 3, 3), 16) for x in (c, mirror_label(c))]
+    flip = torch.tensor([-1.0, 1.0, 1.0])
+    for a, b in zip(*rays):  # origins, directions: pixel (i, j) of the mirror = x-mirror of pixel (i, 15 - j)
+        assert torch.allclose(b.view(16, 16, 3), (a.view(16, 16, 3) * flip).flip(1), atol=1e-5)
+
+
+def test_spi_weight_is_zero_below_0_2_rad():
+    assert spi_weight(0.0) == spi_weight(0.19) == spi_weight(-0.19) == 0
+    assert spi_weight(0.2) == pytest.approx(0.30, abs=0.005) and spi_weight(-0.4) == spi_weight(0.4)
+    assert spi_weight(0.2) < spi_weight(0.4) < spi_weight(0.8) < 0.5 and spi_weight(1.5) == pytest.approx(0.5, abs=1e-4)
+
+
+def plane_depth(c, size):
+    """Ray distances [1,1,S,S] from camera c to the plane z = 0: a flat, unoccluded, symmetric 'face'."""
+    origins, dirs = sample_rays(c[:, :16].view(-1, 4, 4), c[:, 16:].view(-1, 3, 3), size)
+    return (-origins[..., 2] / dirs[..., 2]).view(1, 1, size, size)
+
+
+def test_symmetry_filter_drops_a_one_sided_region_unless_its_mirror_is_hidden():
+    s, c = 64, lookat_label([0.4], [0.0])
+    depth = plane_depth(c, s)
+    grid, visible = mirror_points(c, depth, s)
+    y, x = s // 2, int(0.75 * s)
+    mx, my = ((grid[0, y, x] + 1) * s / 2 - 0.5).round().long().tolist()  # where the blob's mirror point is seen
+    assert visible[0, 0, y, x] and abs(mx - x) > 10
+    target = torch.full((1, 3, s, s), 0.5)
+    assert torch.equal(symmetry_filter(target, c, depth), torch.ones(1, 1, s, s))  # symmetric: nothing dropped
+    target[..., y - 3:y + 4, x - 3:x + 4] = 1.0  # a one-sided blob
+    weight = symmetry_filter(target, c, depth)  # pseudo-view pixels: mirrored
+    assert weight[0, 0, y, s - 1 - x] < 1e-3  # the pseudo pixel that would copy the blob to the other side
+    assert weight[0, 0, my, s - 1 - mx] < 1e-3  # the one that would paint the plain side over the blob
+    assert (weight < 0.5).float().mean() < 0.06 and weight[0, 0, :, :10].min() > 0.999
+    occluded = depth.clone()
+    occluded[..., my - 6:my + 7, mx - 6:mx + 7] -= 0.3  # something in front of the blob's mirror point
+    assert symmetry_filter(target, c, occluded).min() > 0.999  # unobserved: the pseudo view is the only evidence
+
+
+def test_filtered_masks_follow_the_rendered_depth(G):
+    w_true, c, target = truth(G, yaw=0.4)
+    views = mirrored_views(target, mouth_mask(), c)
+    seen = []
+
+    def mask_fn(depth):
+        seen.append(depth.shape)
+        return filtered_masks(target, views[1], c)(depth) * 0  # nothing supervised: w must not move
+
+    w, loss = project(G, views, w_true, ImageLoss(), steps=2, noise_weight=0, mask_fn=mask_fn)
+    assert seen == [(2, 1, 32, 32)] * 2 and loss == 0 and torch.equal(w, w_true)
+    with torch.no_grad():
+        depth = G.synthesis(w_true[None], c, noise_mode="const")["image_depth"]
+    masks = filtered_masks(target, views[1], c)(torch.cat([depth, depth]))
+    assert torch.equal(masks[0], views[1][0]) and torch.all(masks[1] <= views[1][1])
 
 
 def test_reprojected_face_mask_round_trips_and_moves_with_the_camera(G):

@@ -104,10 +104,12 @@ def yaw_pitch_from_label(label):
 
 
 def mirror_label(label):
-    """Label of the horizontally mirrored image (official dataset mirroring): flips the sign of the
-    cam2world entries [0,1], [0,2], [1,0], [2,0] and [0,3]."""
+    """Label of the horizontally mirrored image: flips the sign of the cam2world entries [0,1], [0,2], [1,0],
+    [2,0] and [0,3] (official dataset mirroring) and of the skew, and moves the principal point cx to 1 - cx
+    (a no-op for the centred FFHQ intrinsics)."""
     out = label.clone()
-    out[..., [1, 2, 4, 8, 3]] = -out[..., [1, 2, 4, 8, 3]]
+    out[..., [1, 2, 4, 8, 3, 17]] = -out[..., [1, 2, 4, 8, 3, 17]]
+    out[..., 18] = 1 - out[..., 18]
     return out
 
 
