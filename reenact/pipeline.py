@@ -20,9 +20,11 @@ from tqdm import tqdm
 from reenact.cache import WorkDir, key_of
 from reenact.compose import paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
-from reenact.errors import InputError
+from reenact.dense_face import DENSE_VERSION, DenseFace, dense_basis, subject_face
+from reenact.errors import InputError, MissingAssetError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.gan_render import GanConfig, gan_chunks
+from reenact.ict import IctModel
 from reenact.inputs import FrameRange, MotionClock, frames_to_tensor, load_source, prefetch, tensor_to_frames
 from reenact.pose import to_image
 from reenact.smooth import SmoothConfig, smooth_motion
@@ -30,12 +32,12 @@ from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
-from reenact.warp import WarpConfig, WarpRenderer
+from reenact.warp import DenseMesh, WarpConfig, WarpRenderer
 from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 2  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 3  # part of the rendered segments' cache key: bump when rendering changes its output
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,15 @@ class Scene:
     target_verts: torch.Tensor  # [T, 478, 3] target landmarks, crop px
     target_pose: HeadPose  # [T] target poses in crop px
     driving_verts: torch.Tensor  # [T, 478, 3] smoothed driving landmarks, driving px
+    dense: DenseFace | None = None  # the source's dense ICT face (head frame) for the warp's mesh map, or None
+
+    def dense_meshes(self, motion: Motion, frames: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dense face's landmarks [n, 478, 3] and vertices [n, V, 3] in crop px, wearing a motion's expressions
+        at its poses, for `frames` of it."""
+        pose = HeadPose(motion.pose.rotation[frames], motion.pose.translation[frames], motion.pose.scale[frames])
+        coeffs = motion.expression.coeffs[frames]
+        return tuple(apply_affine(self.crop.crop_from_image, to_image(x, pose))
+                     for x in (self.dense.landmarks(coeffs), self.dense.vertices(coeffs)))
 
 
 def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, model: FaceModel,
@@ -140,23 +151,47 @@ def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driv
     target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
     return Scene(source_full, source_crop, crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]), person,
                  inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
-                 pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose))
+                 pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose),
+                 _dense_face(model, source, cfg))
+
+
+def _dense_face(model: FaceModel, source: Motion, cfg: RunConfig) -> DenseFace | None:
+    """The source's dense face when the warp maps through it: `--warp.mesh dense`, or auto with the ICT model (the
+    model file is looked for as `cfg.face` says; auto falls back to the landmark mesh, with a warning, without it)."""
+    ict = isinstance(model, IctModel)
+    if cfg.warp.mesh == "landmarks" or (cfg.warp.mesh == "auto" and not ict):
+        return None
+    if not ict:
+        raise InputError("--warp.mesh dense needs the ICT-FaceKit face model (--face.model ict)")
+    try:
+        return subject_face(dense_basis(cfg.face.path), model, source)
+    except MissingAssetError as exc:
+        if cfg.warp.mesh == "dense":
+            raise
+        log.warning("warp mesh: the landmark mesh, since %s", exc)
+        return None
 
 
 def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device) -> WarpRenderer:
-    """The default renderer for a scene's source crop."""
-    return WarpRenderer(scene.source_crop.to(device), scene.source_verts, scene.person.to(device),
-                        scene.inside.to(device), cfg.warp)
+    """The default renderer for a scene's source crop (mapping through the dense face when the scene has one)."""
+    source_verts, dense = scene.source_verts, None
+    if scene.dense is not None:  # its landmarks differ from the tracked ones by the spline's error (below 2 px)
+        landmarks, verts = scene.dense_meshes(scene.source, slice(0, 1))
+        source_verts, dense = landmarks[0], DenseMesh(scene.dense.faces, verts[0])
+    return WarpRenderer(scene.source_crop.to(device), source_verts, scene.person.to(device), scene.inside.to(device),
+                        cfg.warp, dense)
 
 
 def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
                  driving: torch.Tensor | None = None) -> Rendered:
-    """Target frames [start, start + n) of a scene; `driving` frames [n, 3, Hd, Wd] feed the mouth fill."""
+    """Target frames [start, start + n) of a scene; `driving` frames [n, 3, Hd, Wd] feed the mouth fill.
+    With a dense face, its landmarks stand in for the scene's target landmarks (both move by its geometry)."""
     sl = slice(start, start + n)
     pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
                                                   scene.target_pose.scale)))
-    return renderer.render(start, scene.target_verts[sl].to(device), pose, driving,
-                           scene.driving_verts[sl].to(device))
+    target, dense = (scene.target_verts[sl], None) if scene.dense is None else scene.dense_meshes(scene.target, sl)
+    return renderer.render(start, target.to(device), pose, driving, scene.driving_verts[sl].to(device),
+                           None if dense is None else dense.to(device))
 
 
 def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,
@@ -204,13 +239,16 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
             tempfile.TemporaryDirectory(prefix="reenact-") as scratch:
         info = reader.info
         scene = prepare(source_path, driving_path, reader, cfg, work, model, driving)
-        log.info("face model: %s", model.name)
+        log.info("face model: %s; warp mesh: %s", model.name,
+                 "landmarks" if scene.dense is None else f"dense ICT face ({len(scene.dense.faces)} triangles)")
         if export_tracks:
             save_tracks(scene.driving, export_tracks)
         settings = replace(cfg, progress=True, device="", output=replace(cfg.output, chunk=0))
         edited = None if driving is None else key_of("motion", (driving.pose.rotation.numpy().tobytes(),
                                                                driving.expression.coeffs.numpy().tobytes()))
-        key = (RENDER_VERSION, source_path, driving_path, settings, edited, cfg.gan.generator)  # checkpoint content counts
+        resolved = (model.name, None if scene.dense is None else DENSE_VERSION)  # what the "auto" settings came to
+        key = (RENDER_VERSION, source_path, driving_path, settings, edited, cfg.gan.generator,  # checkpoint content counts
+               resolved)
         seg_dir = work.path("segments", key, suffix="") if work.enabled \
             else Path(scratch)
         bounds = list(range(0, info.n_frames, cfg.output.segment)) + [info.n_frames]

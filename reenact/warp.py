@@ -3,7 +3,10 @@
 For each target frame we build a backward map (target pixel -> where to read in the source crop):
 1. Inside the face mesh: barycentric rasterization of the target mesh (nearest triangle wins, so a
    turning head occludes itself correctly); each pixel reads the same barycentric point of the source
-   mesh. The eye holes are closed by fans from the iris centres, so gaze follows the driver.
+   mesh. The eye holes are closed by fans from the iris centres, so gaze follows the driver. Given a
+   `DenseMesh` (the ICT model's face surface, `reenact.dense_face`), that surface is rasterized in front of
+   the landmark mesh: it decides wherever it covers, and the landmark mesh with its eye and mouth fans shows
+   through its eye and mouth openings and fills the rest of the face outline.
 2. Outside: a smooth field extrapolated from the mesh (normalised Gaussian splatting of the vertex
    displacements, falling back to the head's 2D affine motion far away), applied inside an ellipse
    around the head that covers hair, ears and neck and fades to zero beyond it and at the crop border,
@@ -16,6 +19,7 @@ Masks out: face region, mouth interior filled from the driver, valid (read from 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import kornia.filters as kf
 import torch
@@ -38,6 +42,15 @@ class WarpConfig:
     falloff: float = 0.5  # relative ellipse radius over which the motion fades to zero
     field_sigma: float = 0.35  # Gaussian splatting radius of the extrapolated field, in eye-corner distances
     mouth_fill: bool = True  # fill a newly opened mouth from the driving frame
+    mesh: Literal["auto", "landmarks", "dense"] = "auto"  # mesh map surface; auto: dense with the ICT face model
+
+
+@dataclass(frozen=True)
+class DenseMesh:
+    """A finer face surface for the mesh map: triangles over its own vertices, and where they lie in the source."""
+
+    faces: torch.Tensor  # [F, 3] int64
+    source: torch.Tensor  # [V, 3] crop px, at the source's pose and expression
 
 
 def _smoothstep(x: torch.Tensor) -> torch.Tensor:
@@ -53,6 +66,13 @@ def _with_mouth_centre(verts: torch.Tensor) -> torch.Tensor:
 def _polygon_area(pts: torch.Tensor) -> torch.Tensor:
     x, y = pts[..., 0], pts[..., 1]
     return 0.5 * (x * y.roll(-1, -1) - x.roll(-1, -1) * y).sum(-1).abs()
+
+
+def _signed_areas(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Twice the signed image-plane areas [B, F] of triangles faces [F, 3] over vertices [B, V, 2+]."""
+    a, b, c = (verts[:, faces[:, k], :2] for k in range(3))
+    u, v = b - a, c - a
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
 
 def _affine_fit(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -104,9 +124,9 @@ class WarpRenderer:
     """Warps one source crop to many target meshes; see the module docstring for the method."""
 
     def __init__(self, source: torch.Tensor, source_verts: torch.Tensor, person: torch.Tensor, inside: torch.Tensor,
-                 cfg: WarpConfig = WarpConfig()):
+                 cfg: WarpConfig = WarpConfig(), dense: DenseMesh | None = None):
         """source [3, S, S] in [0, 1]; source_verts [478, 3] crop px; person, inside [1, S, S] masks
-        (person segmentation; crop pixels that lie inside the source image)."""
+        (person segmentation; crop pixels that lie inside the source image); `dense`: a surface for the mesh map."""
         face = load_canonical()
         eyes, mouth = face.hole_fans()
         self.faces = torch.cat([face.triangles, eyes, mouth]).to(source.device)
@@ -117,6 +137,18 @@ class WarpRenderer:
         self.inside = inside
         self.src_verts = _with_mouth_centre(source_verts.to(source.device))
         self.cfg = cfg
+        self.dense = dense
+        if dense is not None:
+            self.dense = DenseMesh(dense.faces.to(source.device), dense.source.to(source.device))
+            # the winding of the dense triangles that face the camera (most of them, in the source)
+            self.front = torch.sign(_signed_areas(self.dense.source[None], self.dense.faces).sum())
+            # one mesh: the dense triangles over unshared corners (so that each frame can drop its own), then the
+            # landmark mesh; the corners' source positions
+            corners = torch.arange(3 * len(dense.faces), device=source.device).view(-1, 3)
+            self.dense_faces = torch.cat([corners, self.faces + corners.numel()])
+            self.dense_mouth = torch.cat([torch.zeros(len(corners), dtype=torch.bool, device=source.device),
+                                          self.mouth_faces])
+            self.corner_src = self.dense.source[self.dense.faces.flatten(), :2]
         self.skin = face.rigid.to(source.device)
         self.skin_mean = self._sample_at(source[None], self.src_verts[None, self.skin, :2], source.shape[-2:]).mean(-1)
         self.lip_mean = self._sample_at(source[None], self.src_verts[None, list(LIPS), :2], source.shape[-2:])[0].mean(-1)
@@ -148,11 +180,15 @@ class WarpRenderer:
         return alpha * _smoothstep(edge / 0.06)[None]
 
     def render(self, start: int, target_verts: torch.Tensor, target_pose: HeadPose,
-               driving: torch.Tensor | None = None, driving_verts: torch.Tensor | None = None) -> Rendered:
+               driving: torch.Tensor | None = None, driving_verts: torch.Tensor | None = None,
+               dense_verts: torch.Tensor | None = None) -> Rendered:
         """Warp to target meshes [N, 478, 3] (crop px) whose poses (crop px) are `target_pose`.
 
-        driving [N, 3, Hd, Wd] in [0, 1] and driving_verts [N, 478, 3] (driving px) feed the mouth fill.
+        driving [N, 3, Hd, Wd] in [0, 1] and driving_verts [N, 478, 3] (driving px) feed the mouth fill;
+        dense_verts [N, V, 3] (crop px) are the target dense surface, needed when the renderer has one.
         """
+        if (self.dense is None) != (dense_verts is None):
+            raise ValueError("dense_verts are needed exactly when the renderer was given a dense mesh")
         cfg, s = self.cfg, self.size
         n = len(target_verts)
         r = max(8, int(round(s * cfg.raster_scale)))
@@ -161,11 +197,15 @@ class WarpRenderer:
         src = self.src_verts[None].expand(n, -1, -1)
 
         # 1. mesh map at raster resolution
-        frags = rasterize(tgt * scale, self.faces, r, r)
-        covered = (frags.pix_to_face >= 0).float()
-        in_mouth = self.mouth_faces[frags.pix_to_face.clamp_min(0)] & (frags.pix_to_face >= 0)
         drv = _with_mouth_centre(driving_verts) if driving_verts is not None else tgt
         attrs = torch.cat([src[..., :2], drv[..., :2]], -1)
+        faces, mouth_faces, verts = self.faces, self.mouth_faces, tgt
+        if self.dense is not None:
+            verts, attrs = self._dense_in_front(tgt, dense_verts, attrs)
+            faces, mouth_faces = self.dense_faces, self.dense_mouth
+        frags = rasterize(verts * scale, faces, r, r)
+        covered = (frags.pix_to_face >= 0).float()
+        in_mouth = mouth_faces[frags.pix_to_face.clamp_min(0)] & (frags.pix_to_face >= 0)
         mesh_map = interpolate(frags, attrs)
 
         # 2. extrapolated field (on a coarse grid), head mask and person mask
@@ -220,6 +260,20 @@ class WarpRenderer:
                 mouth_s = mouth_s * self.src_closed
             image = image * (1 - mouth_s) + fill * mouth_s
         return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s))
+
+    def _dense_in_front(self, tgt: torch.Tensor, dense_verts: torch.Tensor, attrs: torch.Tensor):
+        """Vertices and attributes of `self.dense_faces`: the dense surface and, pushed behind all of it in depth,
+        the landmark mesh. A frame's dense triangles that face away from the camera (the far side of the nose, a
+        lid's fold) are dropped (non-finite corners, which the rasterizer skips): the surface's front hides them,
+        except at a fold, where they would show the texture of the wrong side. The dense corners' driving
+        attribute is unused (no mouth fan there)."""
+        away = _signed_areas(dense_verts, self.dense.faces) * self.front <= 0
+        corners = dense_verts[:, self.dense.faces.flatten()].masked_fill(away.repeat_interleave(3, 1)[..., None],
+                                                                          float("nan"))
+        behind = (dense_verts[..., 2].amax(1) - tgt[..., 2].amin(1)).clamp_min(0) + 1
+        verts = torch.cat([corners, tgt + F.pad(behind[:, None, None], (2, 0))], 1)
+        src = self.corner_src[None].expand(len(tgt), -1, -1)
+        return verts, torch.cat([torch.cat([src, src], -1), attrs], 1)
 
     def _centres(self, r: int) -> torch.Tensor:
         if self._grid_cache.get("r") != r:
