@@ -22,8 +22,8 @@ import torch
 
 from reenact.canonical import load_canonical
 from reenact.errors import CacheError, InputError, MissingAssetError
-from reenact.ict import (MODEL, IctModel, _model_key, at_landmarks, cache_dir, correspondence, ict_to_head,
-                         landmark_weights, locate_model, read_model)
+from reenact.ict import (MODEL, IctModel, at_landmarks, cached_basis, correspondence, ict_to_head, landmark_weights,
+                         locate_model)
 from reenact.raster import rasterize
 from reenact.structures import Motion, atomic_write
 
@@ -168,16 +168,7 @@ class DenseBasis:
 def dense_basis(path: str | Path | None = None) -> DenseBasis:
     """The dense face of the model found at `path` (as `reenact.ict.locate_model` finds it: a missing model raises
     MissingAssetError), from the cache or built from the full model and cached."""
-    path = locate_model(path)
-    cached = cache_dir() / f"ict-dense-{_model_key(path)}.npz"
-    if cached.is_file():
-        try:
-            return DenseBasis.load(cached)
-        except CacheError:
-            cached.unlink(missing_ok=True)
-    basis = DenseBasis.from_model(read_model(path))
-    basis.save(cached)
-    return basis
+    return cached_basis("ict-dense", DenseBasis, locate_model(path))
 
 
 def fit_identity(model: IctModel, source: Motion) -> torch.Tensor:

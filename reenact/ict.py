@@ -210,17 +210,23 @@ def _model_key(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def landmark_basis(path: Path) -> LandmarkBasis:
-    """The compact basis of the model at `path`, from the cache or built (and cached) from the full model."""
-    cached = cache_dir() / f"ict-landmarks-{_model_key(path)}.npz"
+def cached_basis(prefix: str, kind, path: Path):
+    """A basis derived from the model at `path` (`kind` has from_model/save/load), read from the cache, or built
+    from the full model and cached; an unreadable cache entry is rebuilt."""
+    cached = cache_dir() / f"{prefix}-{_model_key(path)}.npz"
     if cached.is_file():
         try:
-            return LandmarkBasis.load(cached)
+            return kind.load(cached)
         except CacheError:
             cached.unlink(missing_ok=True)
-    basis = LandmarkBasis.from_model(read_model(path))
+    basis = kind.from_model(read_model(path))
     basis.save(cached)
     return basis
+
+
+def landmark_basis(path: Path) -> LandmarkBasis:
+    """The compact basis of the model at `path`, from the cache or built (and cached) from the full model."""
+    return cached_basis("ict-landmarks", LandmarkBasis, path)
 
 
 @dataclass(frozen=True)
