@@ -107,9 +107,6 @@ class DenseBasis:
     def from_model(cls, model: dict, table: dict | None = None) -> "DenseBasis":
         """The visible narrow face of a full model, clipped to the landmark face outline (seen from the front)."""
         table = table or correspondence()
-        if int(table["n_vertices"]) != len(model["neutral"]):
-            raise MissingAssetError(f"the ICT-FaceKit model has {len(model['neutral'])} vertices, "
-                                    f"the correspondence table expects {int(table['n_vertices'])}")
         scale, rot, trans = ict_to_head(model, table)
         neutral = (torch.from_numpy(model["neutral"]).double() @ (scale * rot).T + trans).float()
         polys = torch.from_numpy(np.asarray(model["polygons"])).long()

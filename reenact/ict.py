@@ -110,6 +110,9 @@ def at_landmarks(points: np.ndarray, table: dict) -> torch.Tensor:
 def ict_to_head(model: dict, table: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The similarity (scale, rotation, translation; float64) from ICT model coordinates (cm) to the canonical
     head frame: the neutral mesh's landmarks onto the canonical face's rigid points."""
+    if int(table["n_vertices"]) != len(model["neutral"]):
+        raise MissingAssetError(f"the ICT-FaceKit model has {len(model['neutral'])} vertices, "
+                                f"the correspondence table expects {int(table['n_vertices'])}")
     face = load_canonical()
     neutral = at_landmarks(model["neutral"], table).double()
     return similarity_fit(neutral[face.rigid], face.shape[face.rigid].double())
@@ -162,9 +165,6 @@ class LandmarkBasis:
     def from_model(cls, model: dict, table: dict | None = None) -> "LandmarkBasis":
         """The basis of a full model through a correspondence table (default: the packaged one)."""
         table = table or correspondence()
-        if int(table["n_vertices"]) != len(model["neutral"]):
-            raise MissingAssetError(f"the ICT-FaceKit model has {len(model['neutral'])} vertices, "
-                                    f"the correspondence table expects {int(table['n_vertices'])}")
         scale, rot, trans = ict_to_head(model, table)
         neutral = (at_landmarks(model["neutral"], table).double() @ (scale * rot).T + trans).float()
         linear = (scale * rot).float()
