@@ -5,8 +5,8 @@ usage: python bench/gan_speed.py [--device cpu|cuda] [--repeats 1] [--seconds 10
 Times one projection step (W, frame-0 kind with noise maps; later frames use the same step), one tuning step
 (forward + backward + Adam over all weights) and one final frame (two renders + the reprojected mask) after a
 warm-up call each, then extrapolates a clip of `seconds` at `fps` for the paper's step counts and for faster
-settings. The default CPU run is 7 warm-up + 5 timed 512 px passes: ~20 min on a shared 2-core CPU (load ~8),
-where one fwd+bwd pass took ~2 min; use `--device cuda` where there is a GPU.
+settings. The default CPU run is 7 warm-up + 5 timed 512 px passes: ~2 min on an idle 2-core CPU, where one
+fwd+bwd pass takes ~13 s; use `--device cuda` where there is a GPU.
 """
 import argparse
 import sys

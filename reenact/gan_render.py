@@ -12,12 +12,11 @@ driving pose (paper_pipeline.md §1.4-1.7).
    camera (frame-0 hair and background) with the frame-0 face region lifted to 3D by the rendered depth and
    projected into that camera; then placed into the run's crop with the head's 2D translation and scale.
 
-Crop and cameras. EG3D's FFHQ crop (Deep3DFaceRecon, align 1024 at rescale 300, centre 700 -> 512) frames the
-face a little tighter than the FFHQ recipe of `reenact.crop.ffhq_crop`: its camera (focal 4.2647, radius 2.7,
-BFM units x 0.27) puts the 6.3 cm eye-centre distance at ~0.28 of the crop width where the FFHQ recipe
-puts it at 1/4. GAN_CROP_SCALE = 0.25 / 0.28 = 0.89 (estimated from the camera model; check with real weights).
-Cameras are `HeadPose.camera_labels()` of the poses in this crop (rotation only); the mapping is conditioned
-on the frontal camera, as in the official demos. Everything optimised lives in the run's work folder.
+Crop and cameras. The generator sees EG3D's own FFHQ crop (`reenact.crop.eg3d_crop`: the 5-point template fit
+of its preprocessing), which frames the face higher and a little tighter than the FFHQ recipe of the run's crop.
+Cameras are `HeadPose.camera_labels()` of the poses in this crop (rotation only: the crop centres the template's
+origin, which the training cameras look at); the mapping is conditioned on the frontal camera, as in the official
+demos. Everything optimised lives in the run's work folder.
 """
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ from tqdm import tqdm
 
 from reenact.cache import WorkDir, key_of
 from reenact.compose import feather_mask
-from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
+from reenact.crop import apply_affine, eg3d_crop, warp_affine
 from reenact.eg3d import frontal_label, load_generator, mirror_label, save_generator
 from reenact.eg3d.volume import sample_rays
 from reenact.errors import CacheError, ReenactError
@@ -47,14 +46,12 @@ from reenact.losses import ImageLoss, load_vgg16
 from reenact.pose import to_image
 from reenact.structures import Crop, HeadPose, Latents, Rendered, atomic_write
 from reenact.tune import inpaint_mouth, tune_generator
-from reenact.warp import WarpRenderer
 
 if TYPE_CHECKING:
     from reenact.pipeline import RunConfig, Scene
 
 log = logging.getLogger("reenact")
 
-GAN_CROP_SCALE = 0.89  # EG3D crop side relative to the FFHQ recipe's (see the module docstring)
 SPI_MIN_YAW = 0.2  # SPI: the mirrored pseudo view is used only for sources turned at least this far (rad)
 SPI_DEPTH_TOL = 0.05  # SPI's occlusion test: a point is seen if its ray distance is this close to the render's
 SPI_ASYMMETRY = 0.1  # mean |RGB| difference (0-1, blurred) of source and mirror above which a region is asymmetric
@@ -107,7 +104,7 @@ def gan_geometry(scene: Scene, size: int) -> GanGeometry:
     from reenact.pipeline import pose_in_crop  # the pipeline imports this module
 
     landmarks = apply_affine(scene.crop.image_from_crop, scene.source_verts)
-    crop = ffhq_crop(landmarks, CropConfig(size=size, scale=GAN_CROP_SCALE))
+    crop = eg3d_crop(landmarks, size)
     gan_from_scene = compose_affine(crop.crop_from_image, scene.crop.image_from_crop)
     source = pose_in_crop(scene.source.pose, crop)
     target = pose_in_crop(scene.target_pose, Crop(gan_from_scene, size))
@@ -123,14 +120,10 @@ def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int]
 
     `reader.read(frames)` gives the driving frames [K,H,W,3] for the mouth fill, or None (a still without a
     driving photo: the renderer's own fill)."""
-    s = geo.crop.size
-    src_from_gan = Crop(geo.gan_from_scene, s).image_from_crop[None]
+    from reenact.pipeline import make_renderer  # the pipeline imports this module
 
-    def to_gan(x):
-        return warp_affine(x[None].to(device), src_from_gan.to(device), (s, s))[0]
-
-    renderer = WarpRenderer(to_gan(scene.source_crop), apply_affine(geo.gan_from_scene, scene.source_verts),
-                            to_gan(scene.person), to_gan(scene.inside), cfg.warp)
+    view = Crop(geo.gan_from_scene, geo.crop.size)
+    renderer = make_renderer(scene, cfg, device, view)
     images, faces, holes = [], [], []
     for i in range(0, len(frames), cfg.output.chunk):
         idx = frames[i:i + cfg.output.chunk]
@@ -138,10 +131,12 @@ def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int]
         frames_rgb = reader.read(idx)
         drv = None if frames_rgb is None else \
             torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2).float().div(255).to(device)
-        pose = HeadPose(*(x.expand(n, *x.shape[1:]).to(device) for x in (
-            geo.source_pose.rotation, geo.source_pose.translation, geo.source_pose.scale)))
-        out = renderer.render(idx[0], geo.target_at_source[idx].to(device), pose, drv,
-                              scene.driving_verts[idx].to(device))
+        target, dense = geo.target_at_source[idx], None
+        if scene.dense is not None:  # the dense face wearing the target expressions at the source's pose
+            target, dense = (apply_affine(view.crop_from_image, m).to(device)
+                             for m in scene.dense_meshes(scene.target, idx, at=scene.source.pose.repeat_first(n)))
+        out = renderer.render(idx[0], target.to(device), geo.source_pose.repeat_first(n, device), drv,
+                              scene.driving_verts[idx].to(device), dense)
         images.append(_to_uint8(out.image))
         faces.append(_to_uint8(out.face))
         holes.append(_to_uint8((out.mouth > 0.05).float()))

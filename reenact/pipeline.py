@@ -101,10 +101,10 @@ class Scene:
     driving_verts: torch.Tensor  # [T, 478, 3] smoothed driving landmarks, driving px
     dense: DenseFace | None = None  # the source's dense ICT face (head frame) for the warp's mesh map, or None
 
-    def dense_meshes(self, motion: Motion, frames: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    def dense_meshes(self, motion: Motion, frames, at: HeadPose | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The dense face's landmarks [n, 478, 3] and vertices [n, V, 3] in crop px, wearing a motion's expressions
-        at its poses, for `frames` of it."""
-        pose = HeadPose(motion.pose.rotation[frames], motion.pose.translation[frames], motion.pose.scale[frames])
+        at its poses (or at the image-px poses `at`), for `frames` of it (a slice or indices)."""
+        pose = at or HeadPose(motion.pose.rotation[frames], motion.pose.translation[frames], motion.pose.scale[frames])
         coeffs = motion.expression.coeffs[frames]
         return tuple(apply_affine(self.crop.crop_from_image, to_image(x, pose))
                      for x in (self.dense.landmarks(coeffs), self.dense.vertices(coeffs)))
@@ -172,14 +172,20 @@ def _dense_face(model: FaceModel, source: Motion, cfg: RunConfig) -> DenseFace |
         return None
 
 
-def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device) -> WarpRenderer:
-    """The default renderer for a scene's source crop (mapping through the dense face when the scene has one)."""
+def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device, view: Crop | None = None) -> WarpRenderer:
+    """The default renderer for a scene's source crop (mapping through the dense face when the scene has one), or
+    for `view`, a crop of the scene crop's pixels (the 3D GAN's)."""
     source_verts, dense = scene.source_verts, None
     if scene.dense is not None:  # its landmarks differ from the tracked ones by the spline's error (below 2 px)
         landmarks, verts = scene.dense_meshes(scene.source, slice(0, 1))
         source_verts, dense = landmarks[0], DenseMesh(scene.dense.faces, verts[0])
-    return WarpRenderer(scene.source_crop.to(device), source_verts, scene.person.to(device), scene.inside.to(device),
-                        cfg.warp, dense)
+    images = [x.to(device) for x in (scene.source_crop, scene.person, scene.inside)]
+    if view is not None:
+        images = [warp_affine(x[None], view.image_from_crop[None].to(device), (view.size, view.size))[0]
+                  for x in images]
+        source_verts = apply_affine(view.crop_from_image, source_verts)
+        dense = None if dense is None else DenseMesh(dense.faces, apply_affine(view.crop_from_image, dense.source))
+    return WarpRenderer(*images[:1], source_verts, *images[1:], cfg.warp, dense)
 
 
 def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,

@@ -128,6 +128,11 @@ class HeadPose(Record):
 
         return label_from_rotation(self.rotation)
 
+    def repeat_first(self, n: int, device: torch.device | str = "cpu") -> "HeadPose":
+        """The first pose, n times, on `device`."""
+        return HeadPose(*(x[:1].expand(n, *x.shape[1:]).to(device) for x in (self.rotation, self.translation,
+                                                                             self.scale)))
+
     def __len__(self) -> int:
         return self.rotation.shape[0]
 

@@ -14,6 +14,7 @@ from reenact.expression import FaceModelConfig, MeshOffsetModel, extract_motion
 from reenact.ict import IctModel, cache_dir
 from reenact.inputs import load_source
 from reenact.pipeline import RunConfig, _dense_face, build_scene, make_renderer, reenact_video, render_range
+from reenact.crop import apply_affine
 from reenact.pose import to_image
 from reenact.quality import psnr
 from reenact.track import track_image
@@ -162,3 +163,43 @@ def test_clip_with_the_ict_model_renders_through_the_dense_face(media, talking_c
     assert (tmp_path / "out.mp4").stat().st_size > 0
     assert calls and all(dense is not None for dense in calls)
     assert "warp mesh: dense ICT face" in caplog.text
+
+
+class _NoVideo:
+    """A reader without driving frames (the renderer paints a newly opened mouth itself)."""
+
+    def read(self, frames):
+        return None
+
+
+def test_gan_targets_map_through_the_dense_face(portrait, model, ict_path, monkeypatch):
+    """The 3D GAN's expression-edited targets (its own crop, the source's pose) come from the dense face: the
+    source expression gives back the source, an opened jaw moves the chin by the surface's own geometry."""
+    from reenact.crop import warp_affine
+    from reenact.gan_render import expression_targets, gan_geometry
+    from reenact.structures import Crop
+
+    calls = []
+    render = WarpRenderer.render
+    monkeypatch.setattr(WarpRenderer, "render", lambda self, *a, **k: calls.append(self.dense) or render(self, *a, **k))
+    size = 256
+    scene, cfg = scene_for(portrait, model, ict_path)
+    geo = gan_geometry(scene, size)
+    view = Crop(geo.gan_from_scene, size)
+    source = warp_affine(scene.source_crop[None], view.image_from_crop[None], (size, size))
+    image, face, hole = expression_targets(scene, geo, _NoVideo(), [0], cfg, CPU)
+    assert calls and all(dense is not None for dense in calls)
+    assert float(psnr(image.float() / 255, source)) > 35 and face.float().mean() > 0.05 * 255
+
+    coeffs = portrait[2].expression.coeffs[0].clone()
+    jaw = portrait[2].expression.names.index("jawOpen")
+    coeffs[jaw] = (coeffs[jaw] + 0.5).clamp(max=1)
+    scene, cfg = scene_for(portrait, model, ict_path, coeffs)
+    geo = gan_geometry(scene, size)
+    image, _, hole = expression_targets(scene, geo, _NoVideo(), [0], cfg, CPU)
+    chin = apply_affine(view.crop_from_image, scene.dense_meshes(scene.target, slice(0, 1))[0][0, 152:153])[0]
+    chin_moved = float(chin[1] - apply_affine(view.crop_from_image, scene.source_verts[152:153])[0, 1])
+    x, y = apply_affine(view.crop_from_image, scene.source_verts[152:153])[0, :2].round().int().tolist()
+    shift = _best_shift(source[0], image[0].float() / 255, x, y - 4, 4, 24)
+    assert chin_moved > 4 and abs(shift - chin_moved) < 3, (shift, chin_moved)
+    assert hole.sum() > 0  # the parted lips leave a mouth hole for the inpainting
