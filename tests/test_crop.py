@@ -58,3 +58,39 @@ def test_eg3d_crop_of_a_portrait_is_higher_and_tighter_than_ffhq(media):
     assert float(apply_affine(eg3d.crop_from_image, eyes)[0, 1]) / 512 == pytest.approx(0.38, abs=0.025)
     assert float(apply_affine(ffhq.crop_from_image, eyes)[0, 1]) / 512 == pytest.approx(0.47, abs=0.025)
     assert 0.85 < float(ffhq.crop_from_image[0, 0] / eg3d.crop_from_image[0, 0]) < 1.0
+
+
+class PhotoGenerator(torch.nn.Module):
+    """A stand-in generator whose every render, at any latent and camera, is one fixed photo crop."""
+
+    def __init__(self, image: torch.Tensor):
+        super().__init__()
+        self.register_buffer("image", image)
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.img_resolution, self.z_dim = image.shape[-1], 8
+
+    def mapping(self, z, c, truncation_psi=1.0):
+        return torch.zeros(len(z), 2, 4)
+
+    def synthesis(self, ws, c, noise_mode="const"):
+        return {"image": self.image[None].expand(len(ws), -1, -1, -1) * 2 - 1}
+
+
+def test_framing_check_reads_the_crop_of_a_render_back(media):
+    """`gan_check.framing` on renders that are a portrait's EG3D crop reports no offset and scale 1; renders framed
+    by the FFHQ recipe (the GAN path's old crop) show their ~9 % downward shift."""
+    from reenact.crop import warp_affine
+    from reenact.gan_check import framing
+    from reenact.inputs import load_source, frames_to_tensor
+
+    rgb = load_source(media / "s42.jpg", 512)
+    lm = track_image(rgb).landmarks[0]
+    photo = frames_to_tensor(rgb[None])
+    results = {}
+    for name, crop in (("eg3d", eg3d_crop(lm, 256)), ("ffhq", ffhq_crop(lm, CropConfig(size=256, scale=0.89)))):
+        image = warp_affine(photo, crop.image_from_crop[None], (256, 256))[0]
+        results[name] = framing(PhotoGenerator(image), torch.tensor([[0.0, 0.0]]), [0, 1])
+    eg3d, ffhq = results["eg3d"], results["ffhq"]
+    assert eg3d.offset.abs().max() < 0.01 and (eg3d.scale - 1).abs().max() < 0.02
+    assert ffhq.offset[..., 1].min() < -0.06  # the render's centre sits high in the face's EG3D crop
+    assert eg3d.tracked[..., 0].abs().max() < 10  # s42 faces the camera
