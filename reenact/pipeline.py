@@ -104,7 +104,8 @@ class Scene:
     def dense_meshes(self, motion: Motion, frames, at: HeadPose | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The dense face's landmarks [n, 478, 3] and vertices [n, V, 3] in crop px, wearing a motion's expressions
         at its poses (or at the image-px poses `at`), for `frames` of it (a slice or indices)."""
-        pose = at or HeadPose(motion.pose.rotation[frames], motion.pose.translation[frames], motion.pose.scale[frames])
+        pose = at if at is not None else HeadPose(motion.pose.rotation[frames], motion.pose.translation[frames],
+                                                  motion.pose.scale[frames])
         coeffs = motion.expression.coeffs[frames]
         return tuple(apply_affine(self.crop.crop_from_image, to_image(x, pose))
                      for x in (self.dense.landmarks(coeffs), self.dense.vertices(coeffs)))
@@ -179,13 +180,13 @@ def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device, view: Crop
     if scene.dense is not None:  # its landmarks differ from the tracked ones by the spline's error (below 2 px)
         landmarks, verts = scene.dense_meshes(scene.source, slice(0, 1))
         source_verts, dense = landmarks[0], DenseMesh(scene.dense.faces, verts[0])
-    images = [x.to(device) for x in (scene.source_crop, scene.person, scene.inside)]
+    source, person, inside = (x.to(device) for x in (scene.source_crop, scene.person, scene.inside))
     if view is not None:
-        images = [warp_affine(x[None], view.image_from_crop[None].to(device), (view.size, view.size))[0]
-                  for x in images]
+        source, person, inside = (warp_affine(x[None], view.image_from_crop[None].to(device), (view.size, view.size))[0]
+                                  for x in (source, person, inside))
         source_verts = apply_affine(view.crop_from_image, source_verts)
         dense = None if dense is None else DenseMesh(dense.faces, apply_affine(view.crop_from_image, dense.source))
-    return WarpRenderer(*images[:1], source_verts, *images[1:], cfg.warp, dense)
+    return WarpRenderer(source, source_verts, person, inside, cfg.warp, dense)
 
 
 def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
