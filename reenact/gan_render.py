@@ -16,10 +16,10 @@ Crop and cameras. The generator sees EG3D's own FFHQ crop (`reenact.crop.eg3d_cr
 of its preprocessing), which frames the face higher and a little tighter than the FFHQ recipe of the run's crop.
 Cameras are `HeadPose.camera_labels()` of the poses in this crop (rotation only: the crop centres the template's
 origin, which the training cameras look at); the mapping is conditioned on the frontal camera, as in the official
-demos. Those cameras look at EG3D's pivot (0, 0, 0.2), a little in front of where its training cameras' axes
-cross (the template origin, at ~(0, 0.006, 0.15) by its camera derivation): for a source turned by yaw a that
-would shift the head by ~0.08 sin(a) of the crop side, which `bench/gan_framing.py` measures on a checkpoint.
-Everything optimised lives in the run's work folder.
+demos. The cameras look at EG3D's pivot (0, 0, 0.2), where its FFHQ labels' optical axes cross the head's
+symmetry plane (e.g. (0, -0.008, 0.198) for img00000000, yaw -19.5 degrees). Whether a checkpoint's renders
+agree with this crop and these cameras, `bench/gan_framing.py` measures. Everything optimised lives in the run's
+work folder.
 """
 from __future__ import annotations
 
