@@ -28,7 +28,7 @@ from reenact.expression import extract_motion, load_face_model
 from reenact.gan_render import GanConfig, prepare_gan, render_gan
 from reenact.geometry import angles_to_matrix
 from reenact.inputs import frames_to_tensor, tensor_to_frames
-from reenact.pipeline import RunConfig, build_scene, compose_frames, make_renderer, render_range
+from reenact.pipeline import RunConfig, build_scene, compose_frames, make_renderer, render_range, resolve_device
 from reenact.presets import ARKIT, mesh_offsets
 from reenact.structures import HeadPose, Motion
 from reenact.track import track_image
@@ -82,7 +82,7 @@ def _render(source_rgb: np.ndarray, src_tracks, source: Motion, target: Motion, 
     """Target views through the warp renderer, or with `cfg.gan.generator` through the 3D GAN path (all views
     share one expression, so only the first and last are projected)."""
     scene = build_scene(source_rgb, src_tracks, source, driving or target, target, model, cfg)
-    device = torch.device(cfg.device or "cpu")
+    device = resolve_device(cfg)
     if cfg.gan.generator:
         gan_cfg = replace(cfg, gan=replace(cfg.gan, keyframe_every=len(target)))
         state = prepare_gan(scene, _StillFrames(driving_rgb), gan_cfg, device, WorkDir(Path(), enabled=False))
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--turntable", type=int, metavar="N", help="write N views sweeping yaw instead of one image")
     p.add_argument("--fps", type=float, default=25.0, help="turntable video frame rate")
     p.add_argument("--crop-only", action="store_true", help="write the aligned crop, not the whole portrait")
-    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--device", default="auto", help="torch device (auto: cuda for --generator when present, else cpu)")
     gan = GanConfig()
     p.add_argument("--generator", help="EG3D checkpoint: render through the 3D GAN path (see README)")
     p.add_argument("--steps-first", type=int, default=gan.steps_first, help="GAN path: projection steps")

@@ -369,6 +369,7 @@ class GanState:
 def prepare_gan(scene: Scene, reader, cfg: RunConfig, device: torch.device, work: WorkDir) -> GanState:
     """Steps 1-3 and the frame-0 face lifted to 3D by the tuned generator's depth."""
     G = load_generator(cfg.gan.generator, device)
+    log.info("3D GAN path on %s", device)
     geo = gan_geometry(scene, G.img_resolution)
     G, latents, face0 = invert_and_tune(G, scene, geo, reader, cfg, device, work)
     rk, mul = G.rendering_kwargs, cfg.gan.final_depth_mul

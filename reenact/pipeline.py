@@ -60,7 +60,7 @@ class RunConfig:
     warp: WarpConfig = field(default_factory=WarpConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    device: str = "cpu"
+    device: str = "auto"  # a torch device, or auto: CUDA for the 3D GAN path when a GPU is present, else CPU
     allow_truncated: bool = False
     start: int = 0  # first driving frame used
     end: int | None = None  # one past the last driving frame used (None: to the end)
@@ -76,8 +76,16 @@ def pose_in_crop(pose: HeadPose, crop: Crop) -> HeadPose:
     return HeadPose(turn @ pose.rotation, apply_affine(a, pose.translation[:, None])[:, 0], pose.scale * k)
 
 
-def _device(name: str) -> torch.device:
-    device = torch.device(name)
+def resolve_device(cfg: RunConfig) -> torch.device:
+    """The torch device of a run. "auto" takes CUDA for the 3D GAN path when a GPU is present (on a CPU it takes
+    hours a clip) and the CPU otherwise (the warp renderer runs at video rate there); a named CUDA device must exist."""
+    name = cfg.device
+    if name == "auto":
+        name = "cuda" if cfg.gan.generator and torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name}: not a torch device (cpu, cuda, cuda:1, auto)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     return device
@@ -240,7 +248,7 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
     with the driving audio, written to a temporary file and renamed when complete.
     """
     model = load_face_model(cfg.face)
-    device = _device(cfg.device)
+    device = resolve_device(cfg)
     work = work or WorkDir.temporary()
     with _driving_reader(driving_path, cfg, driving) as reader, \
             tempfile.TemporaryDirectory(prefix="reenact-") as scratch:

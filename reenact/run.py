@@ -41,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, default=None, help="first driving frame to use (default 0)")
     p.add_argument("--end", type=int, default=None, help="one past the last driving frame to use (default: all)")
     p.add_argument("-o", "--output", type=Path, help="output MP4 (default: outputs/<source>--<driving>.mp4)")
-    p.add_argument("--device", default=None, help="torch device for rendering: cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument("--device", default=None, help="torch device for rendering: cpu, cuda, cuda:1, or auto (the default: cuda for "
+                   "the 3D GAN path when a GPU is present, else cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
     p.add_argument("--allow-truncated", action="store_true", default=None,
                    help="process the readable part of a truncated driving video instead of stopping")

@@ -139,3 +139,21 @@ def test_config_file_round_trip_and_flags_override(media, talking_clip, tmp_path
     assert '"expression_scale": 1.5' in printed
     (tmp_path / "bad.json").write_text('{"smooth": {"nonsense": 1}}')
     assert main(["--print-config", "--config", str(tmp_path / "bad.json"), *args]) == 2
+
+
+def test_device_auto_takes_cuda_only_for_the_gan_path(monkeypatch):
+    import torch
+
+    from reenact.errors import InputError
+    from reenact.gan_render import GanConfig
+    from reenact.pipeline import RunConfig, resolve_device
+
+    gan = RunConfig(gan=GanConfig(generator="G.pkl"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(RunConfig()).type == "cpu" and resolve_device(gan).type == "cpu"
+    with pytest.raises(InputError, match="CUDA is not available"):
+        resolve_device(RunConfig(device="cuda"))
+    with pytest.raises(InputError, match="not a torch device"):
+        resolve_device(RunConfig(device="tpu9"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(gan).type == "cuda" and resolve_device(RunConfig()).type == "cpu"
