@@ -1,6 +1,6 @@
 """Does an EG3D checkpoint agree with the GAN path's crop and cameras? Figures from its own tracked renders.
 
-usage: python bench/gan_framing.py CHECKPOINT [--device cuda] [--seeds 8] [--yaw -30 -15 0 15 30] [--pitch -10 0 10]
+usage: python bench/gan_framing.py CHECKPOINT [--device auto|cpu|cuda] [--seeds 8] [--yaw -30 -15 0 15 30] [--pitch -10 0 10]
 
 For each head angle (degrees; every yaw at pitch 0 and every pitch at yaw 0) it renders `--seeds` random faces
 (truncation 0.7) at the GAN path's camera for that angle, tracks them and prints the median over seeds of where
@@ -21,24 +21,27 @@ sys.path.insert(0, str(ROOT))
 from reenact.eg3d import load_generator  # noqa: E402
 from reenact.errors import ReenactError  # noqa: E402
 from reenact.gan_check import framing  # noqa: E402
+from reenact.gan_render import GanConfig  # noqa: E402
+from reenact.pipeline import RunConfig, resolve_device  # noqa: E402
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto: cuda when present, else cpu")
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--yaw", type=float, nargs="+", default=[-30, -15, 0, 15, 30])
     p.add_argument("--pitch", type=float, nargs="+", default=[-10, 10])
     args = p.parse_args()
     try:
-        G = load_generator(args.checkpoint, torch.device(args.device))
+        device = resolve_device(RunConfig(device=args.device, gan=GanConfig(generator=args.checkpoint)))
+        G = load_generator(args.checkpoint, device)
     except ReenactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     asked = torch.tensor([[y, 0.0] for y in args.yaw] + [[0.0, q] for q in args.pitch if q != 0])
     f = framing(G, asked, list(range(args.seeds)))
-    print(f"{args.checkpoint}: {args.seeds} seeds, {G.img_resolution} px, device {args.device}")
+    print(f"{args.checkpoint}: {args.seeds} seeds, {G.img_resolution} px, device {device}")
     print("yaw | pitch | faces | centre x % | centre y % | scale | yaw error | pitch error")
     for a, (yaw, pitch) in enumerate(asked.tolist()):
         found = ~f.scale[:, a].isnan()

@@ -19,6 +19,7 @@ from reenact.eg3d import frontal_label
 from reenact.eg3d.camera import label_from_rotation
 from reenact.errors import InputError
 from reenact.geometry import angles_to_matrix
+from reenact.inputs import tensor_to_frames
 from reenact.invert import render
 from reenact.pose import estimate_pose
 from reenact.track import track_image
@@ -50,8 +51,7 @@ def framing(G, asked: torch.Tensor, seeds: list[int], psi: float = 0.7) -> Frami
         z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
         w = G.mapping(z, frontal_label(1, device=device), truncation_psi=psi)
         images = render(G, w.expand(len(asked), -1, -1), cameras)
-        frames = (images.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
-        for j, frame in enumerate(frames):
+        for j, frame in enumerate(tensor_to_frames(images)):
             try:
                 tracks = track_image(np.ascontiguousarray(frame))
             except InputError:
