@@ -49,15 +49,17 @@ def sections(config_cls: type) -> dict[str, type]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, aliases: dict[str, tuple[str, ...]]) -> None:
-    """Add `--section.field` flags (default: unset, so files and defaults show through) plus aliases."""
+    """Add `--section.field` flags (default: unset, so files and defaults show through) plus aliases; the help
+    shows the defaults of `config_cls()`, the values a run starts from."""
+    defaults = config_cls()
     for name, cls in sections(config_cls).items():
         group = parser.add_argument_group(f"{name} stage")
-        hints, helps = typing.get_type_hints(cls), field_help(cls)
+        hints, helps, section = typing.get_type_hints(cls), field_help(cls), getattr(defaults, name)
         for f in dataclasses.fields(cls):
             dest = f"{name}.{f.name}"
             kind, choices, is_bool = _parser_type(hints[f.name])
             flags = [f"--{name}.{f.name.replace('_', '-')}", *aliases.get(dest, ())]
-            text = f"{helps.get(f.name, '')} (default: {f.default if f.default is not dataclasses.MISSING else '-'})"
+            text = f"{helps.get(f.name, '')} (default: {getattr(section, f.name)})"
             if is_bool:
                 group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
             else:
@@ -66,21 +68,23 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, aliases:
 
 
 def build_config(config_cls: type, args: argparse.Namespace, base: dict | None = None):
-    """The config from defaults, then `base` (a loaded file), then the flags that were given."""
+    """`config_cls()` (the one source of defaults), then `base` (a loaded file), then the flags that were given."""
     values = {name: dict((base or {}).get(name, {})) for name in sections(config_cls)}
     for key, value in vars(args).items():
         if "." in key and value is not None:
             section, name = key.split(".", 1)
             values[section][name] = value
-    kwargs = {}
+    defaults, changed = config_cls(), {}
     for name, cls in sections(config_cls).items():
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values[name]) - known
+        unknown = set(values[name]) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise InputError(f"config: unknown option(s) {sorted(unknown)} in section {name!r}")
-        kwargs[name] = cls(**values[name])
-    top = {k: v for k, v in (base or {}).items() if k not in kwargs}
-    return config_cls(**kwargs, **top)
+        changed[name] = dataclasses.replace(getattr(defaults, name), **values[name])
+    top = {k: v for k, v in (base or {}).items() if k not in changed}
+    unknown = set(top) - {f.name for f in dataclasses.fields(config_cls)}
+    if unknown:
+        raise InputError(f"config: unknown option(s) {sorted(unknown)}")
+    return dataclasses.replace(defaults, **changed, **top)
 
 
 def load_config_file(path: Path) -> dict:

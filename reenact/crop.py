@@ -28,11 +28,11 @@ EG3D_RESCALE, EG3D_CENTRE_CROP = 300.0, 700.0  # align at 300 px per template un
 @dataclass(frozen=True)
 class CropConfig:
     size: int = 512  # crop side in pixels (EG3D renders 512)
-    scale: float = 1.0  # crop side relative to the FFHQ recipe's
+    scale: float = 1.6  # crop side relative to the FFHQ recipe's (1.6 leaves room for the head to move)
 
 
 def ffhq_crop(landmarks: torch.Tensor, cfg: CropConfig = CropConfig()) -> Crop:
-    """Crop from one face's landmarks [478, 3] (image pixels)."""
+    """Crop from one face's landmarks [478, 3] (image pixels); `cfg.scale` 1 is the FFHQ recipe's own side."""
     pts = landmarks[:, :2].double()
     eye_l, eye_r = pts[EYE_RIGHT], pts[EYE_LEFT]  # image-left, image-right eye
     eye_avg, eye_to_eye = (eye_l + eye_r) / 2, eye_r - eye_l

@@ -19,6 +19,7 @@ from reenact.transfer import choose_reference
 
 class FaceModel(Protocol):
     name: str
+    code: str  # the `Expression.model` its fit produces and its mesh takes
 
     def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
         """Landmarks [T, 478, 3] and their rigid poses -> (refined poses, the subject's reference shape
@@ -46,12 +47,12 @@ def load_face_model(cfg: FaceModelConfig = FaceModelConfig()) -> FaceModel:
 class MeshOffsetModel:
     """Expression = head-frame mesh minus the reference frame's mesh, flattened to 1434 numbers."""
 
-    name = "mesh-offset"
+    name = code = "mesh-offset"
 
     def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
         meshes = to_head_frame(tracks.landmarks, pose)
         shape = meshes[ref]
-        return pose, shape, Expression((meshes - shape).reshape(len(meshes), -1), self.name, [])
+        return pose, shape, Expression((meshes - shape).reshape(len(meshes), -1), self.code, [])
 
     def mesh(self, shape: torch.Tensor, expression: Expression) -> torch.Tensor:
         return shape + expression.coeffs.reshape(len(expression.coeffs), -1, 3)

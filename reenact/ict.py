@@ -329,7 +329,7 @@ def _from_response(tracked: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
 class IctModel:
     """ARKit blend-shape coefficients of the ICT-FaceKit model (implements `reenact.expression.FaceModel`)."""
 
-    name = "ict-facekit"
+    name, code = "ict-facekit", MODEL
 
     def __init__(self, basis: LandmarkBasis, cfg: FitConfig = FitConfig()):
         self.basis, self.cfg = basis, cfg

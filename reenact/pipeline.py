@@ -56,7 +56,7 @@ class RunConfig:
     face: FaceModelConfig = field(default_factory=FaceModelConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
-    crop: CropConfig = field(default_factory=lambda: CropConfig(scale=1.6))
+    crop: CropConfig = field(default_factory=CropConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -141,9 +141,10 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
         driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
         if cfg.transfer.ref_frame is None:
             log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
-    elif len(driving) != info.n_frames or driving.expression.model != model.name:
-        raise InputError(f"{driving_path}: the given motion has {len(driving)} frames of a {driving.expression.model} "
-                         f"model; the video has {info.n_frames} frames and the face model is {model.name}")
+    elif len(driving) != info.n_frames or driving.expression.model != model.code:
+        raise InputError(f"{driving_path or 'the driving motion'}: it has {len(driving)} frames of "
+                         f"{driving.expression.model} expressions; the video has {info.n_frames} frames and the face "
+                         f"model ({model.name}) takes {model.code} expressions")
     return build_scene(source_rgb, src_tracks, source, driving, transfer(source, driving, cfg.transfer), model, cfg)
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reenact.run import main
@@ -157,3 +158,36 @@ def test_device_auto_takes_cuda_only_for_the_gan_path(monkeypatch):
         resolve_device(RunConfig(device="tpu9"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device(gan).type == "cuda" and resolve_device(RunConfig()).type == "cpu"
+
+
+def test_cli_defaults_are_runconfig(media, talking_clip, tmp_path):
+    """The command line and the library start from one source of defaults: `RunConfig()`."""
+    import dataclasses
+    import json
+
+    from reenact.pipeline import RunConfig
+
+    proc = run_cli("--print-config", str(media / "s42.jpg"), str(talking_clip), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(json.dumps(dataclasses.asdict(RunConfig())))
+    assert json.loads(proc.stdout)["crop"]["scale"] == 1.6
+    assert "(default: 1.6)" in " ".join(run_cli("--help", cwd=tmp_path).stdout.split())
+
+
+def test_ict_tracks_drive_the_cli(media, talking_clip, tmp_path, monkeypatch):
+    """With the ICT model, ARKit tracks exported as CSV and as JSON drive the command line (the refusal of
+    "ict-arkit53" motions by the "ict-facekit" model is gone); both carry the same rotation and expression."""
+    ict = media.parent / "facemodels" / "ict-facekit" / "ict_face_model.npz"
+    monkeypatch.setenv("REENACT_CACHE", str(tmp_path / "cache"))
+    common = [str(media / "s42.jpg"), str(talking_clip), "-q", "--no-cache", "--face.model", "ict",
+              "--face.path", str(ict), "--end", "12", "--ref-frame", "0"]
+    assert main([*common, "-o", str(tmp_path / "a.mp4"), "--export-tracks", str(tmp_path / "t.csv")]) == 0
+    assert main([*common, "-o", str(tmp_path / "b.mp4"), "--export-tracks", str(tmp_path / "t.json")]) == 0
+    assert "jawopen" in (tmp_path / "t.csv").read_text().lower()
+    for suffix in ("csv", "json"):
+        assert main([*common, "-o", str(tmp_path / f"{suffix}.mp4"), "--tracks", str(tmp_path / f"t.{suffix}")]) == 0
+    with open_video(tmp_path / "csv.mp4") as a, open_video(tmp_path / "json.mp4") as b:
+        assert a.info.n_frames == b.info.n_frames == 12
+        csv_frames, json_frames = (x.read(range(12)).astype(np.float32) for x in (a, b))
+    assert np.abs(csv_frames - json_frames).mean() < 1.0  # one motion, up to the files' number precision
+    assert np.abs(csv_frames[1:] - csv_frames[:1]).mean() > 1.0  # and it moves the face
