@@ -12,6 +12,10 @@ and compared frame by frame:
 - Face-detection rate on the output; canonical-shape distance of the output to the source and to the
   driver (a model-free identity proxy: lower to the source is better); identity similarity when a
   face-recognition network is installed (`reenact.identity`); PSNR / SSIM / LPIPS against `--reference`.
+- Observer (dlib): pose error relative to the driver's motion, std ratios and correlations of pose and
+  expression, identity distances, all measured by an observer that shares no model with the pipeline
+  (`reenact.observe`: dlib landmarks, perspective pose, 2D expression measures, dlib face descriptors), so
+  that the output is not judged only by the tracker that made it; unavailable without `reenact[eval]`.
 Bad input: one line on stderr, exit code 2.
 """
 from __future__ import annotations
@@ -27,11 +31,12 @@ import numpy as np
 import torch
 
 from reenact.canonical import EYELIDS, LIP_GAP, load_canonical
-from reenact.errors import InputError, ReenactError
+from reenact.errors import InputError, MissingAssetError, ReenactError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.geometry import FRONTAL, head_angles
 from reenact.identity import UNAVAILABLE, cosine_similarity, load_embedder
 from reenact.inputs import frames_to_tensor, load_source
+from reenact.observe import compare_observations, load_observer, observe_video, report_lines
 from reenact.pose import to_head_frame
 from reenact.quality import LPIPS_UNAVAILABLE, Lpips, psnr, ssim
 from reenact.structures import Tracks
@@ -152,6 +157,7 @@ class Report:
     identity_output: float | None  # cosine similarity of output frames to the source
     identity_driving: float | None  # the same for driving frames (a stranger's baseline)
     reconstruction: Reconstruction | None = None
+    observer: dict | None = None  # `observer_section`; None: not asked for
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -180,6 +186,8 @@ class Report:
             r = self.reconstruction
             out.append(f"reconstruction vs reference: PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, "
                        + (LPIPS_UNAVAILABLE if r.lpips is None else f"LPIPS {r.lpips:.4f}"))
+        if self.observer is not None:
+            out += report_lines(self.observer)
         return out
 
 
@@ -190,6 +198,8 @@ class EvalConfig:
     reference: Path | None = None  # video to compare the output with frame by frame (PSNR, SSIM, LPIPS)
     lpips: Path | None = None  # LPIPS linear-layer weights (AlexNet, v0.1)
     identity_frames: int = 8  # frames sampled per video for identity similarity
+    observer: bool = True  # also judge with the independent dlib observer (when installed)
+    observer_every: int = 5  # the observer's face descriptors on every k-th frame
 
 
 @dataclass(frozen=True)
@@ -236,6 +246,17 @@ def reconstruction(output: Path, reference: Path, lpips_weights: Path | None = N
     return Reconstruction(p, s, lp)
 
 
+def observer_section(source_rgb: np.ndarray, driving: Path, output: Path, ref: int, every: int = 5) -> dict:
+    """The dlib observer's comparison of output, driver and source (`ObserverComparison.to_dict()` with
+    `available` True), or `available` False and the reason with the install hint."""
+    try:
+        faces = load_observer()
+    except MissingAssetError as exc:
+        return {"available": False, "reason": str(exc)}
+    seen = [observe_video(video, every, faces=faces) for video in (output, driving, source_rgb[None])]
+    return {"available": True, **compare_observations(*seen, ref).to_dict()}
+
+
 def evaluate(source: Path, driving: Path, output: Path, cfg: EvalConfig = EvalConfig()) -> Evaluation:
     """All measures of an output video against its source portrait and driving video."""
     model = load_face_model(cfg.face)
@@ -257,7 +278,8 @@ def evaluate(source: Path, driving: Path, output: Path, cfg: EvalConfig = EvalCo
         detection_rate=float(out.found.float().mean()),
         shape_to_source=shape_distance(out.shape, src_shape), shape_to_driving=shape_distance(out.shape, drv.shape),
         identity_net=None if loaded is None else loaded[0], identity_output=identity[0], identity_driving=identity[1],
-        reconstruction=reconstruction(output, cfg.reference, cfg.lpips) if cfg.reference else None)
+        reconstruction=reconstruction(output, cfg.reference, cfg.lpips) if cfg.reference else None,
+        observer=observer_section(source_rgb, driving, output, drv.ref, cfg.observer_every) if cfg.observer else None)
     return Evaluation(report, drv, out)
 
 
@@ -300,6 +322,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips", type=Path, help="LPIPS AlexNet linear-layer weights (needs lpips + torchvision)")
     p.add_argument("--face-model", choices=["auto", "mesh-offset", "ict"], default="auto",
                    help="expression space for AED (auto: ICT-FaceKit ARKit coefficients when present)")
+    p.add_argument("--no-observer", action="store_true",
+                   help="skip the independent dlib observer (reported as unavailable without reenact[eval])")
     return p
 
 
@@ -309,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         for given in (args.source, args.driving, args.output, args.reference):
             if given is not None and not given.exists():
                 raise InputError(f"{given}: no such file")
-        cfg = EvalConfig(FaceModelConfig(model=args.face_model), args.arcface, args.reference, args.lpips)
+        cfg = EvalConfig(FaceModelConfig(model=args.face_model), args.arcface, args.reference, args.lpips,
+                         observer=not args.no_observer)
         evaluation = evaluate(args.source, args.driving, args.output, cfg)
     except ReenactError as exc:
         print(f"reenact: {exc}", file=sys.stderr)

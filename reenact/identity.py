@@ -18,7 +18,7 @@ from reenact.crop import MOUTH_CORNERS, warp_affine
 from reenact.errors import MissingAssetError
 from reenact.geometry import similarity_fit
 
-UNAVAILABLE = ("identity similarity: unavailable (install face_recognition_models + dlib, "
+UNAVAILABLE = ('identity similarity: unavailable (pip install "reenact[eval]", '
                "or pass --arcface model.onnx with onnxruntime)")
 NOSE_TIP = 1
 FIVE_POINTS = (*IRIS_CENTRES, NOSE_TIP, *MOUTH_CORNERS)  # image-left eye, image-right eye, nose, mouth corners

@@ -10,6 +10,7 @@ from reenact.canonical import LIP_GAP, load_canonical
 from reenact.errors import InputError
 from reenact.evaluate import SERIES, evaluate, jitter, main, pearson, reconstruction, shape_distance
 from reenact.identity import ARCFACE_TEMPLATE, FIVE_POINTS, UNAVAILABLE, arcface_alignment, load_embedder
+from reenact.observe import SAME_PERSON
 from reenact.pipeline import RunConfig, reenact_video
 from reenact.quality import psnr, ssim
 from third_party_wrappers.video import VideoWriter, open_video
@@ -42,6 +43,10 @@ def test_driving_against_itself_is_perfect(media, talking_clip):
     assert all(getattr(report.correlation, n) == pytest.approx(1) for n in SERIES)
     assert report.jitter_output == report.jitter_driving and report.detection_rate == 1
     assert report.shape_to_driving == 0 < report.shape_to_source
+    assert report.observer["available"] == DLIB_NET
+    if DLIB_NET:
+        assert report.observer["pose_error"] == [0, 0, 0, 0] and report.observer["pose_std_ratio"] == [1, 1, 1]
+        assert report.observer["identity_to_driver"] == 0 < SAME_PERSON < report.observer["identity_to_source"]
 
 
 def test_still_output_has_no_correlation_and_misses_all_motion(media, talking_clip, still_clip):
@@ -60,13 +65,20 @@ def test_cli_on_a_real_output(media, talking_clip, reenacted, tmp_path, capsys):
     report_path, plot_path = tmp_path / "r.json", tmp_path / "r.png"
     assert main(["--source", str(media / "s42.jpg"), "--driving", str(talking_clip), "--output", str(reenacted),
                  "--json", str(report_path), "--plot", str(plot_path)]) == 0
-    assert (UNAVAILABLE in capsys.readouterr().out) != DLIB_NET
+    out = capsys.readouterr().out
+    assert (UNAVAILABLE in out) != DLIB_NET
     report = json.loads(report_path.read_text())
     assert report["detection_rate"] == 1 and (report["identity_output"] is None) != DLIB_NET
     assert 0 < report["shape_to_source"] and 0 < report["shape_to_driving"]
     assert max(report["apd_relative"]) < 3 and report["correlation"]["yaw"] > 0.8
     assert report["reconstruction"] is None
     assert plot_path.stat().st_size > 10_000
+    observer = report["observer"]
+    assert observer["available"] == DLIB_NET and ("observer (dlib): unavailable" in out) != DLIB_NET
+    if DLIB_NET:  # the output keeps the portrait's person and follows the driver's head
+        assert observer["output_found"] == 1
+        assert observer["identity_to_source"] < SAME_PERSON < observer["driver_to_source"]
+        assert min(observer["pose_correlation"]) > 0.6 and observer["pose_error_ratio"][3] < 0.6
 
 
 def test_cli_bad_input(media, talking_clip, tmp_path, capsys):
@@ -81,8 +93,10 @@ def test_cli_bad_input(media, talking_clip, tmp_path, capsys):
 def test_reconstruction_against_a_reference(media, talking_clip, expressive_clip, still_clip, tmp_path, capsys):
     report_path = tmp_path / "r.json"
     assert main(["--source", str(media / "s42.jpg"), "--driving", str(talking_clip), "--output", str(still_clip),
-                 "--reference", str(talking_clip), "--json", str(report_path)]) == 0
-    assert "LPIPS: unavailable" in capsys.readouterr().out
+                 "--reference", str(talking_clip), "--json", str(report_path), "--no-observer"]) == 0
+    out = capsys.readouterr().out
+    assert "LPIPS: unavailable" in out and "observer (dlib)" not in out
+    assert json.loads(report_path.read_text())["observer"] is None
     partial = json.loads(report_path.read_text())["reconstruction"]
     assert 10 < partial["psnr"] < 40 and 0 < partial["ssim"] < 1 and partial["lpips"] is None
     same = reconstruction(talking_clip, talking_clip)

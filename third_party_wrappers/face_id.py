@@ -1,6 +1,7 @@
 """Thin adapters over optional face-recognition networks; neither is a dependency of reenact.
 
-`DlibFaceNet`: the ResNet of the `face_recognition_models` package run through dlib (128-d).
+`DlibFaceNet`: the ResNet of the `face_recognition_models` package run through dlib (128-d; the model files
+are located by `third_party_wrappers.dlib_face`).
 `OnnxFaceNet`: an ArcFace-style ONNX file run with onnxruntime (aligned 112x112 RGB crops in, N-d out).
 Both raise ImportError when their packages are not installed.
 """
@@ -8,17 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from third_party_wrappers.dlib_face import LANDMARKS_5, RESNET, import_dlib, model_file
+
 
 class DlibFaceNet:
     """Face descriptors of one face per image, located by a box; dlib finds its own five landmarks."""
 
     def __init__(self):
-        import dlib
-        import face_recognition_models as frm
-
+        dlib = import_dlib()
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-        self._net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+        self._shape = dlib.shape_predictor(model_file(LANDMARKS_5))
+        self._net = dlib.face_recognition_model_v1(model_file(RESNET))
 
     def __call__(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """128 floats for the face inside `box` (left, top, right, bottom) of an RGB uint8 image."""
