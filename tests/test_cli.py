@@ -191,3 +191,15 @@ def test_ict_tracks_drive_the_cli(media, talking_clip, tmp_path, monkeypatch):
         csv_frames, json_frames = (x.read(range(12)).astype(np.float32) for x in (a, b))
     assert np.abs(csv_frames - json_frames).mean() < 1.0  # one motion, up to the files' number precision
     assert np.abs(csv_frames[1:] - csv_frames[:1]).mean() > 1.0  # and it moves the face
+
+
+def test_error_after_threaded_tracking_still_reaches_stderr(media, talking_clip, tmp_path):
+    """The tracker imports mediapipe from two threads; an error after tracking is still the one stderr line."""
+    from tests.conftest import cut_clip
+
+    short = cut_clip(talking_clip, tmp_path / "short.mp4", 0, 20)
+    proc = subprocess.run([sys.executable, "-m", "reenact.evaluate", "--source", str(media / "s42.jpg"),
+                           "--driving", str(talking_clip), "--output", str(short), "--no-observer"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"reenact: {short}: 20 frames, but the driving video has 48"]

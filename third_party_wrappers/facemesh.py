@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -17,6 +18,7 @@ REQUIRED_VERSION = "0.10.21"
 
 
 _native_logs_hidden = False
+_IMPORT_LOCK = threading.Lock()
 
 
 def hide_native_logs() -> None:
@@ -39,9 +41,13 @@ def hide_native_logs() -> None:
 
 
 def _mediapipe():
-    hide_native_logs()
-    with contextlib.redirect_stderr(io.StringIO()):
-        import mediapipe as mp
+    """The mediapipe module, imported once with its import-time chatter silenced. Under a lock: the tracker runs
+    in threads, and interleaved `redirect_stderr`s would restore each other's StringIO as sys.stderr for good,
+    swallowing every later error message."""
+    with _IMPORT_LOCK:
+        hide_native_logs()
+        with contextlib.redirect_stderr(io.StringIO()):
+            import mediapipe as mp
     if mp.__version__ != REQUIRED_VERSION:
         raise ImportError(
             f"reenact needs mediapipe=={REQUIRED_VERSION} (the last release that ships the face models and the "
