@@ -194,9 +194,17 @@ def test_ict_tracks_drive_the_cli(media, talking_clip, tmp_path, monkeypatch):
 
 
 def test_error_after_threaded_tracking_still_reaches_stderr(media, talking_clip, tmp_path):
-    """The tracker imports mediapipe from two threads; an error after tracking is still the one stderr line."""
+    """The tracker imports mediapipe from two threads; sys.stderr must survive that (it once ended up a
+    StringIO, so evaluate exited 2 without its line), and an error after tracking is still the one stderr line."""
     from tests.conftest import cut_clip
 
+    race = ("import sys, threading\nfrom third_party_wrappers.facemesh import _mediapipe\n"
+            "gate = threading.Barrier(6)\nthreads = [threading.Thread(target=lambda: (gate.wait(), _mediapipe())) "
+            "for _ in range(6)]\n[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "print('reenact: still here', file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", race], cwd=Path(__file__).parents[1], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stderr.strip().splitlines() == ["reenact: still here"]
     short = cut_clip(talking_clip, tmp_path / "short.mp4", 0, 20)
     proc = subprocess.run([sys.executable, "-m", "reenact.evaluate", "--source", str(media / "s42.jpg"),
                            "--driving", str(talking_clip), "--output", str(short), "--no-observer"],
