@@ -73,8 +73,8 @@ def render(clip: Path, n: int, extra: list[str], work: Path, rerun: bool) -> tup
 
 def head_box(clip: Path, n: int, fps: float, work: Path) -> tuple[np.ndarray, float | None]:
     """Union of the face boxes of true frames 0..n-1, grown by GROW each side and clipped (clip px, x0 y0 x1 y1),
-    and the tracking seconds (None: tracks reused from the work folder). One worker follows one face through the
-    clip (and, unlike two, leaves this process's sys.stderr working)."""
+    and the tracking seconds (None: tracks reused from the work folder). One worker: one face followed through the
+    whole clip (parts tracked at once each start from a fresh detection)."""
     path, seconds = work / f"{clip.stem}-{n}-tracks.npz", None
     if path.exists():
         tracks = Tracks.load(path)
