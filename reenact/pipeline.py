@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from reenact.cache import WorkDir, key_of
-from reenact.compose import paste_back, side_by_side
+from reenact.compose import feather_mask, paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.dense_face import DENSE_VERSION, DenseFace, dense_basis, subject_face
 from reenact.errors import InputError, MissingAssetError
@@ -32,12 +32,13 @@ from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
-from reenact.warp import DenseMesh, WarpConfig, WarpRenderer
+from reenact.backdrop import Backdrop
+from reenact.warp import DenseMesh, WarpConfig, WarpRenderer, paste_frames
 from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 3  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 4  # part of the rendered segments' cache key: bump when rendering changes its output
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,10 @@ def resolve_device(cfg: RunConfig) -> torch.device:
 class Scene:
     """Everything the renderers need, prepared once per run (in memory, not a record)."""
 
-    source_full: torch.Tensor  # [3, H, W] the source image in [0, 1]
-    source_crop: torch.Tensor  # [3, S, S] its aligned crop
+    frame: Backdrop  # the source image [3, H, W] in [0, 1] and its person mask
+    cropped: Backdrop  # the same in its aligned crop [3, S, S]
     crop: Crop
     source_verts: torch.Tensor  # [478, 3] source landmarks, crop px
-    person: torch.Tensor  # [1, S, S] person segmentation of the crop
     inside: torch.Tensor  # [1, S, S] crop pixels that lie inside the source image
     source: Motion  # T = 1
     driving: Motion  # smoothed, T frames
@@ -108,6 +108,14 @@ class Scene:
     target_pose: HeadPose  # [T] target poses in crop px
     driving_verts: torch.Tensor  # [T, 478, 3] smoothed driving landmarks, driving px
     dense: DenseFace | None = None  # the source's dense ICT face (head frame) for the warp's mesh map, or None
+
+    @property
+    def source_full(self) -> torch.Tensor:
+        return self.frame.image
+
+    @property
+    def source_crop(self) -> torch.Tensor:
+        return self.cropped.image
 
     def dense_meshes(self, motion: Motion, frames, at: HeadPose | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The dense face's landmarks [n, 478, 3] and vertices [n, V, 3] in crop px, wearing a motion's expressions
@@ -157,12 +165,25 @@ def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driv
     inv = crop.image_from_crop[None]
     source_crop = warp_affine(source_full[None], inv, (crop.size, crop.size))[0]
     inside = warp_affine(torch.ones(1, 1, *source_full.shape[-2:]), inv, (crop.size, crop.size), padding="zeros")[0]
-    person = torch.from_numpy(segment_person(tensor_to_frames(source_crop[None])[0]))[None]
+    person = _person_mask(source_rgb, torch.from_numpy(segment_person(tensor_to_frames(source_crop[None])[0]))[None],
+                          crop)
+    frame = Backdrop(source_full, person)
     target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
-    return Scene(source_full, source_crop, crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]), person,
+    return Scene(frame, frame.cropped(crop), crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]),
                  inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
                  pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose),
                  _dense_face(model, source, cfg))
+
+
+def _person_mask(source_rgb: np.ndarray, person_crop: torch.Tensor, crop: Crop) -> torch.Tensor:
+    """The source's person mask [1, H, W]: the segmentation of the crop (the finer one, at the crop's resolution)
+    where the crop reaches, feathered into the segmentation of the whole image beyond it."""
+    whole = torch.from_numpy(segment_person(source_rgb))[None]
+    h, w = whole.shape[-2:]
+    feather = feather_mask(crop.size)[0]
+    pasted = warp_affine(torch.cat([person_crop * feather, feather])[None], crop.crop_from_image[None], (h, w),
+                         padding="zeros")[0]
+    return whole * (1 - pasted[1:]) + pasted[:1]
 
 
 def _dense_face(model: FaceModel, source: Motion, cfg: RunConfig) -> DenseFace | None:
@@ -189,13 +210,15 @@ def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device, view: Crop
     if scene.dense is not None:  # its landmarks differ from the tracked ones by the spline's error (below 2 px)
         landmarks, verts = scene.dense_meshes(scene.source, slice(0, 1))
         source_verts, dense = landmarks[0], DenseMesh(scene.dense.faces, verts[0])
-    source, person, inside = (x.to(device) for x in (scene.source_crop, scene.person, scene.inside))
+    backdrop, inside = scene.cropped.to(device), scene.inside.to(device)
+    pose = pose_in_crop(scene.source.pose, scene.crop)
     if view is not None:
-        source, person, inside = (warp_affine(x[None], view.image_from_crop[None].to(device), (view.size, view.size))[0]
-                                  for x in (source, person, inside))
+        backdrop = backdrop.cropped(view)
+        inside = warp_affine(inside[None], view.image_from_crop[None].to(device), (view.size, view.size))[0]
+        pose = pose_in_crop(pose, view)
         source_verts = apply_affine(view.crop_from_image, source_verts)
         dense = None if dense is None else DenseMesh(dense.faces, apply_affine(view.crop_from_image, dense.source))
-    return WarpRenderer(source, source_verts, person, inside, cfg.warp, dense)
+    return WarpRenderer(backdrop, source_verts, pose, inside, cfg.warp, dense)
 
 
 def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
@@ -228,10 +251,16 @@ def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
 
 
 def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: OutputConfig) -> torch.Tensor:
-    """Output frames of one chunk: pasted back (or the crop), optionally beside the driving and source."""
+    """Output frames of one chunk: pasted back (a warp render: the source frame resampled through its map), or
+    the crop, optionally beside the driving and source."""
     source = scene.source_crop if cfg.crop_only else scene.source_full
     device = rendered.image.device
-    result = rendered.image if cfg.crop_only else paste_back(source.to(device), rendered, scene.crop)
+    if cfg.crop_only:
+        result = rendered.image
+    elif rendered.read is not None:
+        result = paste_frames(scene.frame.to(device), rendered, scene.crop)
+    else:
+        result = paste_back(source.to(device), rendered, scene.crop)
     if cfg.compare and drv is not None:
         result = side_by_side(result, drv, source[None].to(device).expand(len(drv), -1, -1, -1),
                               result)[..., result.shape[-1]:]

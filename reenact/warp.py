@@ -9,11 +9,16 @@ For each target frame we build a backward map (target pixel -> where to read in 
    through its eye and mouth openings and fills the rest of the face outline.
 2. Outside: a smooth field extrapolated from the mesh (normalised Gaussian splatting of the vertex
    displacements, falling back to the head's 2D affine motion far away), applied inside an ellipse
-   around the head that covers hair, ears and neck and fades to zero beyond it and at the crop border,
-   and only where the source person segmentation says person, so the background stays still.
-3. The mouth hole (a fan from the inner-lip centre) reads the driving frame's mouth, colour-matched to
+   around the head that covers hair, ears and neck and fades to zero beyond it and at the crop border
+   (the body below the neck stays, as it would on a turning neck).
+3. Background (person segmentation): a pixel that was background stays the source's own unless its read lands
+   on the person (the head moved over it), so straight lines behind a turning head stay straight; a pixel the
+   head uncovers shows the background its read finds beyond the person, not a smear of hair. Pixels read from
+   less than `STILL` away stay the source's.
+4. The mouth hole (a fan from the inner-lip centre) reads the driving frame's mouth, colour-matched to
    the source lips, weighted by how much wider the target mouth opens than the source's.
-Maps are built at `raster_scale` of the crop size and upsampled; the image is sampled at full size.
+Maps are built at `raster_scale` of the crop size and upsampled. The render holds the crop and its map;
+`paste_frames` resamples the full source frame once through that map (no crop-and-paste double resampling).
 Masks out: face region, mouth interior filled from the driver, valid (read from inside the source).
 """
 from __future__ import annotations
@@ -26,9 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from reenact.canonical import LIPS, load_canonical
-from reenact.crop import pixels_to_grid
+from reenact.crop import apply_affine, pixels_to_grid
+from reenact.backdrop import Backdrop
 from reenact.raster import interpolate, rasterize
-from reenact.structures import HeadPose, Rendered
+from reenact.structures import Crop, HeadPose, Rendered
 
 MOUTH_CENTRE = 478  # extra vertex: centre of the inner-lip contour
 
@@ -36,11 +42,13 @@ MOUTH_CENTRE = 478  # extra vertex: centre of the inner-lip contour
 @dataclass(frozen=True)
 class WarpConfig:
     raster_scale: float = 0.5  # maps are computed at this fraction of the crop size, then upsampled
-    head_width: float = 1.7  # head ellipse half-width, in outer eye-corner distances
+    head_width: float = 1.6  # head ellipse half-width, in outer eye-corner distances
     head_up: float = 2.2  # ... its extent above the eyes (hair)
-    head_down: float = 1.9  # ... and below the eyes (chin and upper neck)
-    falloff: float = 0.5  # relative ellipse radius over which the motion fades to zero
+    head_down: float = 1.5  # ... and below the eyes (chin 1.3, then the neck; the body below it stays)
+    falloff: float = 0.4  # relative ellipse radius over which the motion fades to zero
     field_sigma: float = 0.35  # Gaussian splatting radius of the extrapolated field, in eye-corner distances
+    rim_floor: float = 0.3  # how soon the face rim's own motion hands over to the head's beyond it (splat floor)
+    outline_depth: float = -0.6  # head-frame depth of hair, ears and neck (eye-corner distances; nose tip +0.49)
     mouth_fill: bool = True  # fill a newly opened mouth from the driving frame
     mesh: Literal["auto", "landmarks", "dense"] = "auto"  # mesh map surface; auto: dense with the ICT face model
 
@@ -94,10 +102,11 @@ def _pixel_centres(h: int, w: int, scale: float, device) -> torch.Tensor:
 
 
 def _splat_field(points: torch.Tensor, values: torch.Tensor, fallback: torch.Tensor, size: int, scale: float,
-                 sigma: float) -> torch.Tensor:
+                 sigma: float, floor: float = 1e-3) -> torch.Tensor:
     """Normalised Gaussian splatting of values [B, N, 2] at crop points [B, N, 2] onto a size^2 grid.
 
-    Where no point is near, the field tends to `fallback` [B, size, size, 2].
+    Where no point is near, the field tends to `fallback` [B, size, size, 2]: the two are weighted by the splatted
+    density and `floor` x its maximum (a larger floor hands over to the fallback closer to the points).
     """
     b, n = points.shape[:2]
     g = points * scale - 0.5  # grid coordinates, pixel centres at integers
@@ -115,27 +124,93 @@ def _splat_field(points: torch.Tensor, values: torch.Tensor, fallback: torch.Ten
     num = num.view(b, 3, size, size)
     radius = int(3 * sigma) + 1
     num = kf.gaussian_blur2d(num, (2 * radius + 1, 2 * radius + 1), (sigma, sigma), border_type="constant")
-    eps = 1e-3 * num[:, 2:].amax((2, 3), keepdim=True).clamp_min(1e-12)
+    eps = floor * num[:, 2:].amax((2, 3), keepdim=True).clamp_min(1e-12)
     field = (num[:, :2] + eps * fallback.permute(0, 3, 1, 2)) / (num[:, 2:] + eps)
     return field.permute(0, 2, 3, 1)
+
+
+STILL = 1.0  # px: a pixel read from less than this far blends toward the unmoved source, so static pixels stay exact
+BORDER = 0.06  # fraction of the crop size over which the motion fades to zero at the crop's edge
+
+
+def pixel_grid(h: int, w: int, device, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Pixel-centre coordinates [2, h, w] (x, y) of an h x w window whose top-left pixel is `origin` (y, x)."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device) + origin[0] + 0.5,
+                            torch.arange(w, device=device) + origin[1] + 0.5, indexing="ij")
+    return torch.stack([xs, ys]).float()
+
+
+def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Images [N, 3, h, w] of a window (top-left pixel `origin`) of the backdrop's grid whose pixels read the
+    source `shift` [N, 2, h, w] px away. Where the read lands on the person, it shows (the head moved there);
+    elsewhere a pixel that was background stays the source's own (the background never bends), and one that was
+    person (now uncovered) shows the background the read finds beyond the person, not a smear of hair."""
+    n, _, h, w = shift.shape
+    y0, x0 = origin
+    read = pixel_grid(h, w, shift.device, origin)[None] + shift
+    layers = torch.cat([backdrop.image, backdrop.person])[None].expand(n, -1, -1, -1)
+    grid = pixels_to_grid(read.permute(0, 2, 3, 1), backdrop.image.shape[-2:])
+    sampled = F.grid_sample(layers, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    moved, person = sampled[:, :3], sampled[:, 3:]
+    base = backdrop.image[None, :, y0:y0 + h, x0:x0 + w]
+    was_person = backdrop.person[None, :, y0:y0 + h, x0:x0 + w]
+    background = base + was_person * (moved - base)
+    out = person * moved + (1 - person) * background
+    return base + (shift.norm(dim=1, keepdim=True) / STILL).clamp(0, 1) * (out - base)
+
+
+def paste_frames(backdrop: Backdrop, rendered: Rendered, crop: Crop) -> torch.Tensor:
+    """Full frames [N, 3, H, W] of a warp render: the source frame resampled once through the render's map (no
+    crop-and-paste double resampling; pixels the motion does not reach are the source's own), the mouth fill
+    pasted from the crop."""
+    n, size = len(rendered.image), crop.size
+    h, w = backdrop.image.shape[-2:]
+    device = rendered.image.device
+    corners = torch.tensor([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]])
+    foot = apply_affine(crop.image_from_crop, corners)
+    x0, y0 = (int(v) for v in foot.min(0).values.floor().clamp_min(0).tolist())
+    x1, y1 = int(foot[:, 0].max().ceil().clamp_max(w)), int(foot[:, 1].max().ceil().clamp_max(h))
+    frames = backdrop.image[None].expand(n, -1, -1, -1).clone()
+    if x1 <= x0 or y1 <= y0:
+        return frames
+    a = crop.crop_from_image.to(device)
+    inside = torch.einsum("ij,jhw->ihw", a[:, :2], pixel_grid(y1 - y0, x1 - x0, device, (y0, x0))) + a[:, 2, None, None]
+    r = rendered.read.shape[1]
+    shift = rendered.read.permute(0, 3, 1, 2) - pixel_grid(r, r, device) * (size / r)
+    grid = pixels_to_grid(inside.permute(1, 2, 0), (size, size))[None].expand(n, -1, -1, -1)
+    shift = F.grid_sample(shift, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    edge = torch.minimum(inside, size - inside).amin(0) / size
+    shift = shift * _smoothstep(edge / BORDER)
+    shift = torch.einsum("ij,njhw->nihw", crop.image_from_crop[:, :2].to(device), shift)  # crop px -> image px
+    out = resample(backdrop, shift, (y0, x0))
+    if bool(rendered.mouth.any()):
+        mouth = F.grid_sample(torch.cat([rendered.image, rendered.mouth], 1), grid, mode="bilinear",
+                              padding_mode="zeros", align_corners=False)
+        out = out + mouth[:, 3:] * (mouth[:, :3] - out)
+    frames[:, :, y0:y1, x0:x1] = out
+    return frames
 
 
 class WarpRenderer:
     """Warps one source crop to many target meshes; see the module docstring for the method."""
 
-    def __init__(self, source: torch.Tensor, source_verts: torch.Tensor, person: torch.Tensor, inside: torch.Tensor,
+    def __init__(self, backdrop: Backdrop, source_verts: torch.Tensor, source_pose: HeadPose, inside: torch.Tensor,
                  cfg: WarpConfig = WarpConfig(), dense: DenseMesh | None = None):
-        """source [3, S, S] in [0, 1]; source_verts [478, 3] crop px; person, inside [1, S, S] masks
-        (person segmentation; crop pixels that lie inside the source image); `dense`: a surface for the mesh map."""
+        """backdrop: the source crop [3, S, S] in [0, 1] with its person mask; source_verts [478, 3] and
+        source_pose [1]: crop px; inside [1, S, S]: crop pixels that lie inside the source image; `dense`: a surface
+        for the mesh map."""
+        source = backdrop.image
         face = load_canonical()
         eyes, mouth = face.hole_fans()
         self.faces = torch.cat([face.triangles, eyes, mouth]).to(source.device)
         self.mouth_faces = torch.arange(len(self.faces), device=source.device) >= len(self.faces) - len(mouth)
         self.size = source.shape[-1]
-        self.source = source
-        self.person = person
+        self.backdrop = backdrop
         self.inside = inside
         self.src_verts = _with_mouth_centre(source_verts.to(source.device))
+        self.source_pose = HeadPose(*(x.to(source.device) for x in (source_pose.rotation, source_pose.translation,
+                                                                    source_pose.scale)))
+        self.outline = face.outer_loop.to(source.device)
         self.cfg = cfg
         self.dense = dense
         if dense is not None:
@@ -152,11 +227,11 @@ class WarpRenderer:
         self.skin = face.rigid.to(source.device)
         self.skin_mean = self._sample_at(source[None], self.src_verts[None, self.skin, :2], source.shape[-2:]).mean(-1)
         self.lip_mean = self._sample_at(source[None], self.src_verts[None, list(LIPS), :2], source.shape[-2:])[0].mean(-1)
-        self._grid_cache: dict = {}
         self.src_mouth_area = _polygon_area(self.src_verts[face.mouth_loop, :2])
         eye_dist = (self.src_verts[33, :2] - self.src_verts[263, :2]).norm()
         # how closed the source mouth is (1: closed lips; 0: open, its own interior is warped instead of painted)
         self.src_closed = float(((0.04 - self.src_mouth_area / eye_dist**2) / 0.03).clamp(0, 1))
+        self._grid: tuple = (None, None)
 
     @staticmethod
     def _sample_at(images: torch.Tensor, pts: torch.Tensor, size) -> torch.Tensor:
@@ -165,7 +240,7 @@ class WarpRenderer:
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
 
     def _head_alpha(self, pts: torch.Tensor, pose: HeadPose) -> torch.Tensor:
-        """Weight [B, h, w] of the head motion: 1 inside the head ellipse, fading to 0 outside."""
+        """Weight [B, h, w] of the head motion: 1 inside the head ellipse, fading to 0 outside and at the crop edge."""
         cfg = self.cfg
         rel = pts[None] - pose.translation[:, None, None, :2]
         ux = F.normalize(pose.rotation[:, :2, 0], dim=-1)
@@ -177,7 +252,7 @@ class WarpRenderer:
         alpha = 1 - _smoothstep((r - 1) / cfg.falloff)
         border = pts / self.size
         edge = torch.minimum(border, 1 - border).amin(-1)
-        return alpha * _smoothstep(edge / 0.06)[None]
+        return alpha * _smoothstep(edge / BORDER)[None]
 
     def render(self, start: int, target_verts: torch.Tensor, target_pose: HeadPose,
                driving: torch.Tensor | None = None, driving_verts: torch.Tensor | None = None,
@@ -189,77 +264,103 @@ class WarpRenderer:
         """
         if (self.dense is None) != (dense_verts is None):
             raise ValueError("dense_verts are needed exactly when the renderer was given a dense mesh")
-        cfg, s = self.cfg, self.size
-        n = len(target_verts)
-        r = max(8, int(round(s * cfg.raster_scale)))
-        scale = r / s
+        s = self.size
+        r = max(8, int(round(s * self.cfg.raster_scale)))
         tgt = _with_mouth_centre(target_verts)
-        src = self.src_verts[None].expand(n, -1, -1)
-
-        # 1. mesh map at raster resolution
         drv = _with_mouth_centre(driving_verts) if driving_verts is not None else tgt
-        attrs = torch.cat([src[..., :2], drv[..., :2]], -1)
-        faces, mouth_faces, verts = self.faces, self.mouth_faces, tgt
-        if self.dense is not None:
-            verts, attrs = self._dense_in_front(tgt, dense_verts, attrs)
-            faces, mouth_faces = self.dense_faces, self.dense_mouth
-        frags = rasterize(verts * scale, faces, r, r)
-        covered = (frags.pix_to_face >= 0).float()
-        in_mouth = mouth_faces[frags.pix_to_face.clamp_min(0)] & (frags.pix_to_face >= 0)
-        mesh_map = interpolate(frags, attrs)
+        covered, in_mouth, mesh_map = self._mesh_map(tgt, drv, dense_verts, r)
+        read = self._read_map(tgt, target_pose, covered, mesh_map[..., :2], r)
 
-        # 2. extrapolated field (on a coarse grid), head mask and person mask
-        g = max(8, r // 4)
-        coarse = _pixel_centres(g, g, g / s, tgt.device)
-        affine = _affine_fit(tgt[..., :2], src[..., :2])
-        rigid = _apply(affine, coarse[None].expand(n, -1, -1, -1))
-        sigma = cfg.field_sigma * float(target_pose.scale.mean()) * g / s
-        field = _splat_field(tgt[..., :2], src[..., :2] - tgt[..., :2], rigid - coarse, g, g / s, sigma)
-        field = F.interpolate(field.permute(0, 3, 1, 2), size=(r, r), mode="bilinear",
-                              align_corners=False).permute(0, 2, 3, 1)
-        pts = self._centres(r)
-        moved = pts + field
-        person = torch.maximum(self._person_r(r), self._sample_map(self.person, moved))
-        alpha = (self._head_alpha(pts, target_pose) * person)[..., None]
-        outside_map = pts + alpha * field
-        blur = kf.gaussian_blur2d(covered[:, None], (7, 7), (1.5, 1.5))[:, 0]
-        m = _smoothstep(2 * blur - 1)[..., None] * covered[..., None]
-        src_map = m * mesh_map[..., :2] + (1 - m) * outside_map
-
-        # 3. mouth: the driver's mouth through the fan (an affine of the lip contour around it), or,
-        # without a driving image, a dark mouth interior shaded from the source's lip colour
-        fill_mouth = cfg.mouth_fill
-        if fill_mouth:
-            loop = load_canonical().mouth_loop
-            tgt_area = _polygon_area(tgt[:, loop, :2])
-            reveal = (2 * (tgt_area - self.src_mouth_area) / tgt_area.clamp_min(1e-6)).clamp(0, 1)
-            mouth_w = in_mouth.float() * reveal[:, None, None]
-            fill_mouth = bool(mouth_w.any())
-
-        # upsample the sampling grids and masks to the crop size, then sample the images
         def up(x):
             return F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
 
-        grid = up(pixels_to_grid(src_map, (s, s)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        layers = torch.cat([self.source, self.inside])[None].expand(n, -1, -1, -1)
-        sampled = F.grid_sample(layers, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        image, valid = sampled[:, :3], sampled[:, 3:]
+        shift = up((read - self._centres(r)).permute(0, 3, 1, 2))
+        image = resample(self.backdrop, shift)
+        grid = pixels_to_grid(up(read.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), (s, s))
+        valid = F.grid_sample(self.inside[None].expand(len(tgt), -1, -1, -1), grid, mode="bilinear",
+                              padding_mode="border", align_corners=False)
+        mouth = self._mouth_weight(tgt, in_mouth)
         mouth_s = torch.zeros_like(valid)
-        if fill_mouth:
-            mouth_s = up(mouth_w[:, None])
+        if mouth is not None:
+            mouth_s = up(mouth[:, None])
             if driving is not None and driving_verts is not None:
-                lip_affine = _affine_fit(tgt[:, loop, :2], driving_verts[:, loop, :2])
-                drv_map = torch.where(in_mouth[..., None], mesh_map[..., 2:],
-                                      _apply(lip_affine, pts[None].expand(n, -1, -1, -1)))
-                drv_grid = up(pixels_to_grid(drv_map, driving.shape[-2:]).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-                fill = F.grid_sample(driving, drv_grid, mode="bilinear", padding_mode="border", align_corners=False)
-                fill = self._match_skin(fill, driving, driving_verts)
+                fill = self._driver_mouth(tgt, driving, driving_verts, in_mouth, mesh_map[..., 2:], up)
             else:
                 depth = up(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
                 fill = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth)
                 mouth_s = mouth_s * self.src_closed
             image = image * (1 - mouth_s) + fill * mouth_s
-        return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s))
+        return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s), read)
+
+    def _mesh_map(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int):
+        """Step 1, at raster size r: coverage [N, r, r] of the target mesh, its mouth fan [N, r, r] (bool), and per
+        pixel the source and driving points [N, r, r, 4] (crop px, driving px) of the same surface point."""
+        attrs = torch.cat([self.src_verts[None].expand(len(tgt), -1, -1)[..., :2], drv[..., :2]], -1)
+        faces, mouth_faces, verts = self.faces, self.mouth_faces, tgt
+        if self.dense is not None:
+            verts, attrs = self._dense_in_front(tgt, dense_verts, attrs)
+            faces, mouth_faces = self.dense_faces, self.dense_mouth
+        frags = rasterize(verts * (r / self.size), faces, r, r)
+        hit = frags.pix_to_face >= 0
+        in_mouth = mouth_faces[frags.pix_to_face.clamp_min(0)] & hit
+        return hit.float(), in_mouth, interpolate(frags, attrs)
+
+    def _read_map(self, tgt: torch.Tensor, pose: HeadPose, covered: torch.Tensor, mesh_src: torch.Tensor,
+                  r: int) -> torch.Tensor:
+        """Step 2: where each crop pixel reads the source crop [N, r, r, 2]: the mesh map on the face, blended into
+        the extrapolated field (on a coarse grid, weighted by the head ellipse) around it."""
+        cfg, s, n = self.cfg, self.size, len(tgt)
+        src = self.src_verts[None].expand(n, -1, -1)
+        g = max(8, r // 4)
+        coarse = _pixel_centres(g, g, g / s, tgt.device)
+        head = self._head_motion(pose)
+        rim = tgt[:, self.outline, :2]
+        residual = src[:, self.outline, :2] - _apply(head, rim)
+        sigma = cfg.field_sigma * float(pose.scale.mean()) * g / s
+        grid = coarse[None].expand(n, -1, -1, -1)
+        field = _apply(head, grid) - grid + _splat_field(rim, residual, torch.zeros_like(grid), g, g / s, sigma,
+                                                         cfg.rim_floor)
+        field = F.interpolate(field.permute(0, 3, 1, 2), size=(r, r), mode="bilinear",
+                              align_corners=False).permute(0, 2, 3, 1)
+        pts = self._centres(r)
+        outside = pts + self._head_alpha(pts, pose)[..., None] * field
+        blur = kf.gaussian_blur2d(covered[:, None], (7, 7), (1.5, 1.5))[:, 0]
+        m = (_smoothstep(2 * blur - 1) * covered)[..., None]
+        return m * mesh_src + (1 - m) * outside
+
+    def _head_motion(self, pose: HeadPose) -> torch.Tensor:
+        """Affines [N, 3, 2] target crop px -> source crop px of the head beyond the face: the points of the head
+        frame's plane at depth `cfg.outline_depth`, moved from each target pose to the source pose. A turning head's
+        outline (hair, ears) lies near that plane and moves far less than its face does."""
+        def plane(p: HeadPose):
+            lin = p.scale[:, None, None] * p.rotation[:, :2, :2]
+            return lin, p.scale[:, None] * p.rotation[:, :2, 2] * self.cfg.outline_depth + p.translation[:, :2]
+
+        (ls, bs), (lt, bt) = plane(self.source_pose), plane(pose)
+        lin = ls @ torch.linalg.inv(lt)
+        offset = bs - (lin @ bt[..., None])[..., 0]
+        return torch.cat([lin.transpose(1, 2), offset[:, None]], 1)
+
+    def _mouth_weight(self, tgt: torch.Tensor, in_mouth: torch.Tensor) -> torch.Tensor | None:
+        """Step 3: weight [N, r, r] of the mouth fill, by how much wider the target mouth opens than the source's
+        (None: no fill anywhere)."""
+        if not self.cfg.mouth_fill:
+            return None
+        tgt_area = _polygon_area(tgt[:, load_canonical().mouth_loop, :2])
+        reveal = (2 * (tgt_area - self.src_mouth_area) / tgt_area.clamp_min(1e-6)).clamp(0, 1)
+        weight = in_mouth.float() * reveal[:, None, None]
+        return weight if bool(weight.any()) else None
+
+    def _driver_mouth(self, tgt, driving, driving_verts, in_mouth, mesh_drv, up) -> torch.Tensor:
+        """The driver's mouth [N, 3, S, S] through the fan (an affine of the lip contour around it), its brightness
+        matched to the source."""
+        loop = load_canonical().mouth_loop
+        lip_affine = _affine_fit(tgt[:, loop, :2], driving_verts[:, loop, :2])
+        pts = self._centres(mesh_drv.shape[1])
+        drv_map = torch.where(in_mouth[..., None], mesh_drv, _apply(lip_affine, pts[None].expand(len(tgt), -1, -1, -1)))
+        drv_grid = up(pixels_to_grid(drv_map, driving.shape[-2:]).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        fill = F.grid_sample(driving, drv_grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return self._match_skin(fill, driving, driving_verts)
 
     def _dense_in_front(self, tgt: torch.Tensor, dense_verts: torch.Tensor, attrs: torch.Tensor):
         """Vertices and attributes of `self.dense_faces`: the dense surface and, pushed behind all of it in depth,
@@ -276,20 +377,10 @@ class WarpRenderer:
         return verts, torch.cat([torch.cat([src, src], -1), attrs], 1)
 
     def _centres(self, r: int) -> torch.Tensor:
-        if self._grid_cache.get("r") != r:
-            pts = _pixel_centres(r, r, r / self.size, self.source.device)
-            self._grid_cache = {"r": r, "pts": pts, "person": self._sample_map(self.person, pts[None])}
-        return self._grid_cache["pts"]
-
-    def _person_r(self, r: int) -> torch.Tensor:
-        self._centres(r)
-        return self._grid_cache["person"]
-
-    def _sample_map(self, mask: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
-        """Mask [1, S, S] read at crop points [B, h, w, 2] -> [B, h, w]."""
-        grid = pixels_to_grid(pts, (self.size, self.size))
-        return F.grid_sample(mask[None].expand(len(pts), -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False)[:, 0]
+        """Crop-pixel coordinates [r, r, 2] of the centres of the r x r map grid (cached)."""
+        if self._grid[0] != r:
+            self._grid = (r, _pixel_centres(r, r, r / self.size, self.backdrop.image.device))
+        return self._grid[1]
 
     def _match_skin(self, fill: torch.Tensor, driving: torch.Tensor, driving_verts: torch.Tensor) -> torch.Tensor:
         """Brightness-match the driver's mouth to the source: one gain from the ratio of their skin brightness

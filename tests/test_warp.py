@@ -4,10 +4,11 @@ import torch
 
 from reenact.canonical import load_canonical
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
+from reenact.backdrop import Backdrop
 from reenact.pose import estimate_pose
-from reenact.structures import HeadPose, Tracks
 from reenact.track import track_image
-from reenact.warp import WarpRenderer
+from reenact.structures import Crop, HeadPose, Tracks
+from reenact.warp import STILL, WarpRenderer, paste_frames, resample
 from third_party_wrappers.image import read_image
 
 
@@ -21,8 +22,8 @@ def setup(media):
     verts = apply_affine(crop.crop_from_image, tracks.landmarks[0])
     person = torch.zeros(1, 256, 256)
     person[:, 20:, 40:216] = 1  # a generous person region around the head
-    renderer = WarpRenderer(source, verts, person, torch.ones(1, 256, 256))
     pose = estimate_pose(Tracks(verts[None], torch.ones(1, dtype=torch.bool), 256, 256, 0.0))
+    renderer = WarpRenderer(Backdrop(source, person), verts, pose, torch.ones(1, 256, 256))
     return source, verts, renderer, pose
 
 
@@ -69,3 +70,63 @@ def test_open_mouth_is_filled_from_driver(setup):
     assert mouth.sum() > 30
     assert out.image[0, 2][mouth].mean() > out.image[0, 0][mouth].mean() + 0.2
     assert out.valid[0, 0][mouth].max() < 0.5
+
+
+@pytest.fixture()
+def disc_backdrop():
+    """A textured picture with a person disc (radius 30) in the middle of 128 x 128."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 128, 128, generator=g)
+    ys, xs = torch.meshgrid(torch.arange(128) + 0.5, torch.arange(128) + 0.5, indexing="ij")
+    person = (((xs - 64) ** 2 + (ys - 64) ** 2).sqrt() < 30).float()[None]
+    return Backdrop(image, person)
+
+
+def test_resample_moves_the_person_over_a_still_background(disc_backdrop):
+    """Every pixel reads 6 px to its right (the person moves 6 px left): the background that stays visible is the
+    source's own pixels (not shifted), the person covers background on its left, and the strip it uncovers on its
+    right shows the background found 6 px further right, never the person's colours."""
+    image, person = disc_backdrop.image, disc_backdrop.person[0]
+    shift = torch.zeros(1, 2, 128, 128)
+    shift[:, 0] = 6.0
+    out = resample(disc_backdrop, shift)[0]
+    read_person = torch.roll(person, -6, dims=1)  # person at the read position
+    still = (person == 0) & (read_person == 0)
+    assert torch.equal(out[:, still], image[:, still])
+    covered = (person == 0) & (read_person == 1)
+    assert torch.allclose(out[:, covered], torch.roll(image, -6, dims=2)[:, covered])
+    uncovered = (person == 1) & (read_person == 0)
+    assert uncovered.sum() > 100
+    assert torch.allclose(out[:, uncovered], torch.roll(image, -6, dims=2)[:, uncovered])
+    assert not torch.allclose(out[:, uncovered], image[:, uncovered])
+
+
+def test_resample_keeps_pixels_read_from_nowhere(disc_backdrop):
+    """A zero shift returns the source bit for bit (no resampling); a tenth of STILL barely changes it."""
+    assert torch.equal(resample(disc_backdrop, torch.zeros(1, 2, 128, 128))[0], disc_backdrop.image)
+    tiny = resample(disc_backdrop, torch.full((1, 2, 128, 128), 0.1 * STILL))[0]
+    assert (tiny - disc_backdrop.image).abs().max() < 0.15
+
+
+def test_paste_frames_resamples_the_source_frame_once(setup):
+    """A warp render pasted into the full frame: the identity render is the source frame (to float error: no
+    resampling blur), and a head
+    shift leaves every pixel outside the crop's footprint untouched while moving the face."""
+    _, verts, renderer, pose = setup
+    rgb = torch.rand(3, 300, 360, generator=torch.Generator().manual_seed(1))
+    crop = Crop(torch.tensor([[0.8, 0.0, -20.0], [0.0, 0.8, -10.0]]), 256)  # image px -> crop px
+    frame = Backdrop(rgb, torch.ones(1, 300, 360))
+    still = renderer.render(0, verts[None], pose)
+    assert (paste_frames(frame, still, crop)[0] - rgb).abs().max() < 1e-3
+    moved = renderer.render(0, (verts + torch.tensor([8.0, 0.0, 0.0]))[None], shifted(pose, 8.0))
+    out = paste_frames(frame, moved, crop)[0]
+    foot = apply_affine(crop.image_from_crop, torch.tensor([[0.0, 0.0], [256.0, 256.0]]))
+    x0, y0 = foot[0].floor().int().tolist()
+    x1, y1 = foot[1].ceil().int().tolist()
+    outside = torch.ones(300, 360, dtype=torch.bool)
+    outside[max(y0, 0):y1, max(x0, 0):x1] = False
+    assert torch.equal(out[:, outside], rgb[:, outside])
+    face = apply_affine(crop.image_from_crop, verts[:468, :2])
+    fx0, fy0 = face.min(0).values.int().tolist()
+    fx1, fy1 = face.max(0).values.int().tolist()
+    assert (out[:, fy0:fy1, fx0:fx1] - rgb[:, fy0:fy1, fx0:fx1]).abs().mean() > 0.1
