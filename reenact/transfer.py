@@ -12,13 +12,14 @@ from typing import Literal
 
 import torch
 
-from reenact.canonical import LIP_GAP
+from reenact.canonical import EYELIDS, LIP_GAP
 from reenact.errors import InputError
 from reenact.structures import Expression, HeadPose, Motion
 
 FRONTAL_DEG = 10.0  # head angle (deg) that costs as much as ...
 NEUTRAL_RMS = 0.05  # ... this RMS head-frame deviation from the median face, or ...
-MOUTH_GAP = 0.1  # ... this inner-lip gap (canonical units: outer eye-corner distance)
+MOUTH_GAP = 0.1  # ... this inner-lip gap (canonical units: outer eye-corner distance), or ...
+EYE_GAP = 0.06  # ... this change of the mean lid gap from the clip's median (a blink, a squint, wide eyes)
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,17 @@ class TransferConfig:
 
 
 def choose_reference(meshes: torch.Tensor, pose: HeadPose, found: torch.Tensor) -> int:
-    """Index of the frame with the smallest head angle + expression deviation + mouth opening."""
+    """Index of the frame with the smallest head angle + expression deviation + mouth opening + eye-openness
+    change. The eye term matters: a blink moves few vertices (a small RMS deviation), but as the reference it
+    would make every open-eyed frame read as eyes opening wide and every blink as barely closing."""
     angle = pose.angles().norm(dim=-1) / FRONTAL_DEG
     median = meshes[found].median(dim=0).values
     deviation = (meshes - median).pow(2).sum(-1).mean(-1).sqrt() / NEUTRAL_RMS
     gap = (meshes[:, LIP_GAP[0]] - meshes[:, LIP_GAP[1]]).norm(dim=-1) / MOUTH_GAP
-    cost = angle + deviation + gap
+    lids = torch.tensor(EYELIDS)
+    eyes = (meshes[:, lids[:, 0]] - meshes[:, lids[:, 1]]).norm(dim=-1).mean(-1)
+    eyes = (eyes - eyes[found].median()).abs() / EYE_GAP
+    cost = angle + deviation + gap + eyes
     cost[~found] = float("inf")
     return int(cost.argmin())
 

@@ -30,13 +30,14 @@ import kornia.filters as kf
 import torch
 import torch.nn.functional as F
 
-from reenact.canonical import LIPS, load_canonical
+from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, load_canonical
 from reenact.crop import apply_affine, pixels_to_grid
 from reenact.backdrop import Backdrop
 from reenact.raster import interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Rendered
 
 MOUTH_CENTRE = 478  # extra vertex: centre of the inner-lip contour
+LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,34 @@ def _smoothstep(x: torch.Tensor) -> torch.Tensor:
 
 
 def _with_mouth_centre(verts: torch.Tensor) -> torch.Tensor:
+    """Landmarks [..., 479, 3]: the iris centres held between the lids (`_iris_between_lids`) and the inner-lip
+    centre appended, the hole fans' centres."""
     loop = load_canonical().mouth_loop
-    return torch.cat([verts[..., :478, :], verts[..., loop, :].mean(-2, keepdim=True)], -2)
+    verts = _iris_between_lids(verts[..., :478, :])
+    return torch.cat([verts, verts[..., loop, :].mean(-2, keepdim=True)], -2)
+
+
+def _iris_between_lids(verts: torch.Tensor) -> torch.Tensor:
+    """Landmarks [..., 478, 3] with each iris centre moved, across the eye, to lie between its lids (at most
+    LID_MARGIN of their gap from either). The eye fans open from the iris centre, so a centre left at the pupil
+    while the lids close would hold the fan, and the source's open eye, open: a blink would not show."""
+    iris, lids, corners = (torch.tensor(x, device=verts.device) for x in (IRIS_CENTRES, EYELIDS, EYE_CORNERS))
+    along = verts[..., corners[:, 1], :2] - verts[..., corners[:, 0], :2]
+    across = F.normalize(torch.stack([-along[..., 1], along[..., 0]], -1), dim=-1)
+    mid = verts[..., corners, :2].mean(-2)
+
+    def height(points):
+        return ((points - mid) * across).sum(-1)
+
+    upper, lower = height(verts[..., lids[:, 0], :2]), height(verts[..., lids[:, 1], :2])
+    centre = height(verts[..., iris, :2])
+    lo, hi = torch.minimum(upper, lower), torch.maximum(upper, lower)
+    margin = LID_MARGIN * (hi - lo)
+    held = torch.minimum(torch.maximum(centre, lo + margin), hi - margin)
+    moved = verts[..., iris, :2] + (held - centre)[..., None] * across
+    out = verts.clone()
+    out[..., iris, :2] = moved
+    return out
 
 
 def _polygon_area(pts: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,14 @@ import math
 
 import torch
 
-from reenact.canonical import LIP_GAP, load_canonical
+from reenact.canonical import EYELIDS, LIP_GAP, load_canonical
 from reenact.expression import MeshOffsetModel, extract_motion
 from reenact.geometry import angles_to_matrix, head_angles
 from reenact.pose import estimate_pose, to_image
 from reenact.evaluate import jitter
 from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import HeadPose, Tracks
-from reenact.transfer import TransferConfig, transfer
+from reenact.transfer import TransferConfig, choose_reference, transfer
 
 
 def synthetic_tracks(angles, mouth=None, scale=100.0, noise=0.0, seed=0):
@@ -115,3 +115,18 @@ def test_head_pose_camera_labels_follow_the_eg3d_convention():
     torch.testing.assert_close(origin.norm(dim=-1), torch.full((3,), 2.7), atol=1e-4, rtol=0)
     assert origin[1, 0] < -0.5  # face turned to the image right = camera orbiting to the head's right (-x)
     assert origin[2, 1] > 0.2  # face tipped down = camera above the head (+y up)
+
+
+def test_reference_is_not_a_blink():
+    """The automatic reference passes over a frontal frame whose eyes are closed for a slightly turned open-eyed
+    one: a blink as the reference would read every open eye as opening wide and every blink as barely closing."""
+    face = load_canonical()
+    angles = torch.tensor([[4.0, 0, 0], [4.0, 0, 0], [0.0, 0, 0], [4.0, 0, 0], [4.0, 0, 0]])
+    rot = angles_to_matrix(angles)
+    pose = HeadPose(rot, torch.zeros(5, 3), torch.ones(5))
+    meshes = face.shape.expand(5, -1, -1).clone()
+    for upper, lower in EYELIDS:
+        meshes[2, upper] = meshes[2, lower]  # frame 2 blinks
+    assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) != 2
+    meshes[2] = face.shape
+    assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) == 2  # open-eyed, it is the best
