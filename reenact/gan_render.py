@@ -138,8 +138,8 @@ def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int]
         if scene.dense is not None:  # the dense face wearing the target expressions at the source's pose
             target, dense = (apply_affine(view.crop_from_image, m).to(device)
                              for m in scene.dense_meshes(scene.target, idx, at=scene.source.pose.repeat_first(n)))
-        out = renderer.render(idx[0], target.to(device), geo.source_pose.repeat_first(n, device), drv,
-                              scene.driving_verts[idx].to(device), dense)
+        placed = None if scene.driving_verts is None else scene.driving_verts[idx].to(device)
+        out = renderer.render(idx[0], target.to(device), geo.source_pose.repeat_first(n, device), drv, placed, dense)
         images.append(_to_uint8(out.image))
         faces.append(_to_uint8(out.face))
         holes.append(_to_uint8((out.mouth > 0.05).float()))

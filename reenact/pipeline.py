@@ -106,7 +106,7 @@ class Scene:
     target: Motion  # transferred, T frames
     target_verts: torch.Tensor  # [T, 478, 3] target landmarks, crop px
     target_pose: HeadPose  # [T] target poses in crop px
-    driving_verts: torch.Tensor  # [T, 478, 3] smoothed driving landmarks, driving px
+    driving_verts: torch.Tensor | None  # [T, 478, 3] smoothed driving landmarks, driving px (None: not placed)
     dense: DenseFace | None = None  # the source's dense ICT face (head frame) for the warp's mesh map, or None
 
     @property
@@ -171,8 +171,16 @@ def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driv
     target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
     return Scene(frame, frame.cropped(crop), crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]),
                  inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
-                 pose_in_crop(target.pose, crop), to_image(model.mesh(driving.shape, driving.expression), driving.pose),
-                 _dense_face(model, source, cfg))
+                 pose_in_crop(target.pose, crop), _driving_verts(driving, model), _dense_face(model, source, cfg))
+
+
+def _driving_verts(driving: Motion, model: FaceModel) -> torch.Tensor | None:
+    """The driving landmarks in driving px, which place the mouth fill in the driving frames; None for a motion
+    without positions (imported CSV or JSON tracks), whose mouth is then shaded from the source's lips instead
+    of read from a wrong place of the frame."""
+    if not driving.placed:
+        return None
+    return to_image(model.mesh(driving.shape, driving.expression), driving.pose)
 
 
 def _person_mask(source_rgb: np.ndarray, person_crop: torch.Tensor, crop: Crop) -> torch.Tensor:
@@ -229,8 +237,8 @@ def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, devic
     pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
                                                   scene.target_pose.scale)))
     target, dense = (scene.target_verts[sl], None) if scene.dense is None else scene.dense_meshes(scene.target, sl)
-    return renderer.render(start, target.to(device), pose, driving, scene.driving_verts[sl].to(device),
-                           None if dense is None else dense.to(device))
+    placed = None if scene.driving_verts is None else scene.driving_verts[sl].to(device)
+    return renderer.render(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device))
 
 
 def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,

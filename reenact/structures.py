@@ -160,6 +160,12 @@ class Motion(Record):
     def __len__(self) -> int:
         return len(self.pose)
 
+    @property
+    def placed(self) -> bool:
+        """Whether the poses put the face at its place in the video's pixels (tracked), not at the neutral
+        placement (the origin, unit scale) of tracks imported from a format without positions (CSV, JSON)."""
+        return not bool((self.pose.scale == 1).all() and (self.pose.translation == 0).all())
+
 
 @dataclass(frozen=True)
 class Crop(Record):

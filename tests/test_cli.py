@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reenact.run import main
-from third_party_wrappers.video import open_video, probe_audio
+from third_party_wrappers.video import VideoWriter, open_video, probe_audio
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -191,6 +191,29 @@ def test_ict_tracks_drive_the_cli(media, talking_clip, tmp_path, monkeypatch):
         csv_frames, json_frames = (x.read(range(12)).astype(np.float32) for x in (a, b))
     assert np.abs(csv_frames - json_frames).mean() < 1.0  # one motion, up to the files' number precision
     assert np.abs(csv_frames[1:] - csv_frames[:1]).mean() > 1.0  # and it moves the face
+
+
+def test_tracks_without_positions_do_not_fill_the_mouth_from_a_wrong_place(media, expressive_clip, tmp_path,
+                                                                          monkeypatch):
+    """CSV tracks carry no face position: with a driving video beside them, the mouth fill must not read the
+    frame at the neutral placement (its top-left corner, painted magenta here) but shade from the source."""
+    ict = media.parent / "facemodels" / "ict-facekit" / "ict_face_model.npz"
+    monkeypatch.setenv("REENACT_CACHE", str(tmp_path / "cache"))
+    with open_video(expressive_clip) as reader:  # d0 opens its mouth wide
+        frames, fps = reader.read(range(reader.info.n_frames)), reader.info.fps
+    frames[:, :128, :128] = (255, 0, 255)
+    painted = tmp_path / "painted.mp4"
+    with VideoWriter(painted, fps, frames.shape[2], frames.shape[1]) as writer:
+        writer.write(frames)
+    common = [str(media / "s42.jpg"), str(painted), "-q", "--no-cache", "--face.model", "ict", "--face.path",
+              str(ict)]
+    assert main([*common, "-o", str(tmp_path / "a.mp4"), "--export-tracks", str(tmp_path / "t.csv")]) == 0
+    assert main([*common, "-o", str(tmp_path / "b.mp4"), "--tracks", str(tmp_path / "t.csv")]) == 0
+    with open_video(tmp_path / "a.mp4") as a, open_video(tmp_path / "b.mp4") as b:
+        tracked, imported = (x.read(range(len(frames))).astype(int) for x in (a, b))
+    assert np.abs(tracked[1:] - tracked[:1]).mean() > 1.0  # the mouth moves
+    magenta = lambda x: ((x[..., 0] > 180) & (x[..., 2] > 180) & (x[..., 1] < 90)).sum()  # noqa: E731
+    assert magenta(tracked) == 0 and magenta(imported) == 0
 
 
 def test_error_after_threaded_tracking_still_reaches_stderr(media, talking_clip, tmp_path):
