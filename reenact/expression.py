@@ -14,7 +14,7 @@ import torch
 from reenact.ict import IctModel, find_model
 from reenact.pose import estimate_pose, to_head_frame
 from reenact.structures import Expression, HeadPose, Motion, Tracks
-from reenact.transfer import choose_reference
+from reenact.transfer import MESH_OFFSET, choose_reference
 
 
 class FaceModel(Protocol):
@@ -47,7 +47,7 @@ def load_face_model(cfg: FaceModelConfig = FaceModelConfig()) -> FaceModel:
 class MeshOffsetModel:
     """Expression = head-frame mesh minus the reference frame's mesh, flattened to 1434 numbers."""
 
-    name = code = "mesh-offset"
+    name = code = MESH_OFFSET
 
     def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
         meshes = to_head_frame(tracks.landmarks, pose)

@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from reenact.canonical import EYELIDS, LIP_GAP
+from reenact.canonical import EYELIDS, IRIS_CENTRES, LIP_GAP, load_canonical
 from reenact.errors import InputError
 from reenact.structures import Expression, HeadPose, Motion
 
@@ -20,6 +20,8 @@ FRONTAL_DEG = 10.0  # head angle (deg) that costs as much as ...
 NEUTRAL_RMS = 0.05  # ... this RMS head-frame deviation from the median face, or ...
 MOUTH_GAP = 0.1  # ... this inner-lip gap (canonical units: outer eye-corner distance), or ...
 EYE_GAP = 0.06  # ... this change of the mean lid gap from the clip's median (a blink, a squint, wide eyes)
+MESH_OFFSET = "mesh-offset"  # the default model's code: head-frame landmark offsets, 478 x 3 per frame
+LID_REACH = (0.3, 0.5)  # eye-region radius (outer eye-corner distances) where lid offsets scale fully, then fade
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,25 @@ def coefficient_scales(spec: str, expression: Expression) -> torch.Tensor:
     return scales
 
 
+def lid_scales(source_shape: torch.Tensor, driving_shape: torch.Tensor) -> torch.Tensor:
+    """Factors [478 * 3] on mesh-offset codes that retarget the driver's lid motion to the source's eyes: around
+    each eye, the driver's offsets scaled by the ratio of the source's lid gap to the driver's at the reference
+    frame (within 0.5-2), so a driver's blink closes eyes larger than the driver's and does not cross the lids of
+    smaller ones; 1 away from the eyes."""
+    face = load_canonical()
+    lids = torch.tensor(EYELIDS)
+
+    def gaps(shape):
+        return (shape[lids[:, 0]] - shape[lids[:, 1]]).norm(dim=-1)
+
+    ratio = (gaps(source_shape) / gaps(driving_shape).clamp_min(1e-3)).clamp(0.5, 2.0)  # [2] per eye
+    centres = face.shape[list(IRIS_CENTRES), :2]
+    distance = (face.shape[:, None, :2] - centres[None]).norm(dim=-1)  # [478, 2]
+    weight = 1 - ((distance - LID_REACH[0]) / (LID_REACH[1] - LID_REACH[0])).clamp(0, 1)
+    factor = 1 + (weight * (ratio - 1)).sum(-1)
+    return factor[:, None].expand(-1, 3).reshape(-1)
+
+
 def _repeat_pose(pose: HeadPose, n: int) -> HeadPose:
     return HeadPose(pose.rotation[:1].expand(n, -1, -1), pose.translation[:1].expand(n, -1), pose.scale[:1].expand(n))
 
@@ -84,6 +105,8 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
         pose = HeadPose(drv.rotation.clone(), src.translation[:1].expand(n, -1).clone(), src.scale[:1].expand(n).clone())
     base = source.expression.coeffs[:1].expand(n, -1)
     scale = cfg.expression_scale * coefficient_scales(cfg.coefficient_scales, driving.expression)
+    if cfg.mode == "relative" and driving.expression.model == MESH_OFFSET:
+        scale = scale * lid_scales(source.shape, driving.shape)
     if not cfg.expression:
         coeffs = base
     elif cfg.mode == "relative":

@@ -9,8 +9,8 @@ from reenact.geometry import angles_to_matrix, head_angles
 from reenact.pose import estimate_pose, to_image
 from reenact.evaluate import jitter
 from reenact.smooth import SmoothConfig, smooth_motion
-from reenact.structures import HeadPose, Tracks
-from reenact.transfer import TransferConfig, choose_reference, transfer
+from reenact.structures import Expression, HeadPose, Motion, Tracks
+from reenact.transfer import MESH_OFFSET, TransferConfig, choose_reference, transfer
 
 
 def synthetic_tracks(angles, mouth=None, scale=100.0, noise=0.0, seed=0):
@@ -130,3 +130,31 @@ def test_reference_is_not_a_blink():
     assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) != 2
     meshes[2] = face.shape
     assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) == 2  # open-eyed, it is the best
+
+
+def test_drivers_blink_closes_larger_and_smaller_source_eyes():
+    """Mesh-offset transfer scales lid motion by the ratio of lid gaps: a driver's full blink closes a source
+    whose eyes open wider than the driver's, and does not push the lids of narrower eyes past each other."""
+    face = load_canonical()
+    upper = [u for u, _ in EYELIDS]
+    lower = [v for _, v in EYELIDS]
+    drv_shape = face.shape.clone()
+    blink = drv_shape.clone()
+    blink[upper] = blink[lower]
+    offsets = torch.stack([torch.zeros_like(drv_shape), blink - drv_shape]).reshape(2, -1)
+    pose = HeadPose(torch.eye(3).expand(2, 3, 3), torch.zeros(2, 3), torch.ones(2))
+    driving = Motion(pose, Expression(offsets, MESH_OFFSET, []), drv_shape, torch.ones(2, dtype=torch.bool), 30.0, 0)
+    for widen in (1.5, 0.7):
+        src_shape = face.shape.clone()
+        centre = (src_shape[upper] + src_shape[lower]) / 2
+        src_shape[upper] = centre + widen * (src_shape[upper] - centre)
+        src_shape[lower] = centre + widen * (src_shape[lower] - centre)
+        source = Motion(HeadPose(torch.eye(3)[None], torch.zeros(1, 3), torch.ones(1)),
+                        Expression(torch.zeros(1, 478 * 3), MESH_OFFSET, []), src_shape, torch.ones(1, dtype=torch.bool),
+                        30.0, 0)
+        target = transfer(source, driving)
+        mesh = MeshOffsetModel().mesh(target.shape, target.expression)
+        gap = (mesh[:, upper, 1] - mesh[:, lower, 1])  # canonical y up: upper lid above the lower
+        src_gap = src_shape[upper, 1] - src_shape[lower, 1]
+        torch.testing.assert_close(gap[0], src_gap)
+        assert gap[1].abs().max() < 0.05 * src_gap.min()
