@@ -33,12 +33,13 @@ from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
 from reenact.backdrop import Backdrop
-from reenact.warp import DenseMesh, WarpConfig, WarpRenderer, paste_frames
+from reenact.warp import BORDER, DenseMesh, WarpConfig, WarpRenderer, paste_frames
 from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 6  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 7  # part of the rendered segments' cache key: bump when rendering changes its output
+MAX_CROP_SCALE = 3.0  # the crop grows with the head's travel up to this scale
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
 def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driving: Motion, target: Motion,
                 model: FaceModel, cfg: RunConfig) -> Scene:
     """The aligned crop of the source, its person and in-image masks, and the target meshes in crop pixels."""
-    crop_cfg = replace(cfg.crop, size=_crop_size(src_tracks, cfg.crop, source_rgb.shape))
+    crop_cfg = replace(cfg.crop, scale=_crop_scale(src_tracks, source.pose, target.pose, cfg.crop))
+    crop_cfg = replace(crop_cfg, size=_crop_size(src_tracks, crop_cfg, source_rgb.shape))
     crop = ffhq_crop(src_tracks.landmarks[0], crop_cfg)
     source_full = frames_to_tensor(source_rgb[None])[0]
     inv = crop.image_from_crop[None]
@@ -167,7 +169,7 @@ def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driv
     inside = warp_affine(torch.ones(1, 1, *source_full.shape[-2:]), inv, (crop.size, crop.size), padding="zeros")[0]
     person = _person_mask(source_rgb, torch.from_numpy(segment_person(tensor_to_frames(source_crop[None])[0]))[None],
                           crop)
-    frame = Backdrop(source_full, person)
+    frame = Backdrop.of(source_full, person)
     target_verts = to_image(model.mesh(target.shape, target.expression), target.pose)
     return Scene(frame, frame.cropped(crop), crop, apply_affine(crop.crop_from_image, src_tracks.landmarks[0]),
                  inside, source, driving, target, apply_affine(crop.crop_from_image, target_verts),
@@ -367,6 +369,16 @@ def _complete(part: Path, n_frames: int) -> bool:
     log.warning("re-rendering an incomplete segment: %s", part)
     part.unlink(missing_ok=True)
     return False
+
+
+def _crop_scale(tracks: Tracks, source: HeadPose, target: HeadPose, cfg: CropConfig) -> float:
+    """`cfg.scale` grown by how far the target head travels from the source's place (its largest shift along
+    either crop axis, over the recipe crop's half side, beyond the faded border), at most MAX_CROP_SCALE. The warp
+    moves nothing beyond the crop, so a head that travels further than the crop's margin tore at its edge."""
+    unit = ffhq_crop(tracks.landmarks[0], replace(cfg, scale=1.0))
+    at = apply_affine(unit.crop_from_image, torch.cat([source.translation[:1], target.translation])[:, None, :2])[:, 0]
+    travel = float((at[1:] - at[:1]).abs().amax()) if len(at) > 1 else 0.0
+    return min(cfg.scale + travel / (unit.size / 2) / (1 - 2 * BORDER), max(cfg.scale, MAX_CROP_SCALE))
 
 
 def _crop_size(tracks: Tracks, cfg: CropConfig, shape) -> int:

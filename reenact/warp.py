@@ -180,7 +180,7 @@ def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = 
     sampled = F.grid_sample(layers, grid, mode="bilinear", padding_mode="border", align_corners=False)
     moved, person = sampled[:, :3], sampled[:, 3:]
     base = backdrop.image[None, :, y0:y0 + h, x0:x0 + w]
-    was_person = backdrop.person[None, :, y0:y0 + h, x0:x0 + w]
+    was_person = backdrop.fringe[None, :, y0:y0 + h, x0:x0 + w]
     background = base + was_person * (moved - base)
     out = person * moved + (1 - person) * background
     return base + (shift.norm(dim=1, keepdim=True) / STILL).clamp(0, 1) * (out - base)

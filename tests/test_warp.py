@@ -23,7 +23,7 @@ def setup(media):
     person = torch.zeros(1, 256, 256)
     person[:, 20:, 40:216] = 1  # a generous person region around the head
     pose = estimate_pose(Tracks(verts[None], torch.ones(1, dtype=torch.bool), 256, 256, 0.0))
-    renderer = WarpRenderer(Backdrop(source, person), verts, pose, torch.ones(1, 256, 256))
+    renderer = WarpRenderer(Backdrop.of(source, person), verts, pose, torch.ones(1, 256, 256))
     return source, verts, renderer, pose
 
 
@@ -79,7 +79,7 @@ def disc_backdrop():
     image = torch.rand(3, 128, 128, generator=g)
     ys, xs = torch.meshgrid(torch.arange(128) + 0.5, torch.arange(128) + 0.5, indexing="ij")
     person = (((xs - 64) ** 2 + (ys - 64) ** 2).sqrt() < 30).float()[None]
-    return Backdrop(image, person)
+    return Backdrop(image, person, person)
 
 
 def test_resample_moves_the_person_over_a_still_background(disc_backdrop):
@@ -115,7 +115,7 @@ def test_paste_frames_resamples_the_source_frame_once(setup):
     _, verts, renderer, pose = setup
     rgb = torch.rand(3, 300, 360, generator=torch.Generator().manual_seed(1))
     crop = Crop(torch.tensor([[0.8, 0.0, -20.0], [0.0, 0.8, -10.0]]), 256)  # image px -> crop px
-    frame = Backdrop(rgb, torch.ones(1, 300, 360))
+    frame = Backdrop.of(rgb, torch.ones(1, 300, 360))
     still = renderer.render(0, verts[None], pose)
     assert (paste_frames(frame, still, crop)[0] - rgb).abs().max() < 1e-3
     moved = renderer.render(0, (verts + torch.tensor([8.0, 0.0, 0.0]))[None], shifted(pose, 8.0))
