@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from reenact.backdrop import Backdrop
 from reenact.cache import WorkDir, key_of
 from reenact.compose import feather_mask, paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
@@ -32,7 +33,6 @@ from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
-from reenact.backdrop import Backdrop
 from reenact.warp import BORDER, DenseMesh, WarpConfig, WarpRenderer, paste_frames
 from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video

@@ -30,9 +30,9 @@ import kornia.filters as kf
 import torch
 import torch.nn.functional as F
 
+from reenact.backdrop import Backdrop
 from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, load_canonical
 from reenact.crop import apply_affine, pixels_to_grid
-from reenact.backdrop import Backdrop
 from reenact.raster import interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Rendered
 
@@ -124,8 +124,7 @@ def _apply(affine: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 
 def _pixel_centres(h: int, w: int, scale: float, device) -> torch.Tensor:
     """Crop-pixel coordinates [h, w, 2] of the centres of an h x w grid covering the crop."""
-    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    return (torch.stack([xs, ys], -1).float() + 0.5) / scale
+    return pixel_grid(h, w, device).permute(1, 2, 0) / scale
 
 
 def _splat_field(points: torch.Tensor, values: torch.Tensor, fallback: torch.Tensor, size: int, scale: float,
