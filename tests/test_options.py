@@ -68,3 +68,26 @@ def test_folder_of_images_drives_like_the_video(media, talking_clip, plain, tmp_
         assert reader.info.n_frames == 16 and reader.info.fps == 25
         from_folder = reader.read(range(16)).astype(np.float32)
     assert np.abs(from_folder - frames).mean() < 0.5 * np.abs(frames[1:] - frames[:1]).mean()
+
+
+def test_absolute_mode_takes_the_drivers_head_angle_not_its_change(media, talking_clip, plain):
+    """--mode absolute: the output head takes the driver's own rotation, so the reference frame hardly moves it
+    (the mesh-offset expression code still depends on it); in relative mode the reference frame's angle is
+    subtracted, so another reference turns the whole output by the driver's turn between the two frames."""
+    pytest.importorskip("dlib")
+    from reenact.observe import load_observer, observe_video
+
+    _, folder = plain
+    faces = load_observer()
+    yaw = {}
+    for mode in ("relative", "absolute"):
+        for ref in (0, 40):
+            out = folder / f"{mode}-{ref}.mp4"
+            assert main([str(media / "s42.jpg"), str(talking_clip), "-o", str(out), "-q", "--mode", mode,
+                         "--ref-frame", str(ref), "--work-dir", str(folder / "work")]) == 0
+            yaw[mode, ref] = observe_video(out, every=1000, faces=faces).angles[:, 0]
+    driver = observe_video(talking_clip, every=1000, faces=faces).angles[:, 0]
+    turn = float((driver[40] - driver[0]).abs())
+    assert turn > 5
+    assert float((yaw["absolute", 0] - yaw["absolute", 40]).abs().mean()) < 0.3 * turn  # measured 0.18
+    assert float((yaw["relative", 0] - yaw["relative", 40]).abs().mean()) > 0.5 * turn  # measured 1.07
