@@ -91,6 +91,8 @@ class FrameRange:
             raise InputError(f"{reader.info.path}: frame range {start}:{end} is outside its {n} frames")
         self.reader, self.start = reader, start
         self.info = replace(reader.info, n_frames=end - start)
+        times = getattr(reader, "times", None)
+        self.times = None if times is None else times[start:end + 1] - times[start]
 
     def chunks(self, size: int = 64, start: int = 0, end: int | None = None):
         end = self.info.n_frames if end is None else end

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def output_path(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="reenact: %(message)s")
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="reenact: %(message)s")
+    if args.quiet:
+        warnings.simplefilter("ignore")
     try:
         cfg = resolve_config(args)
         if args.print_config:

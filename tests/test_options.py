@@ -91,3 +91,33 @@ def test_absolute_mode_takes_the_drivers_head_angle_not_its_change(media, talkin
     assert turn > 5
     assert float((yaw["absolute", 0] - yaw["absolute", 40]).abs().mean()) < 0.3 * turn  # measured 0.18
     assert float((yaw["relative", 0] - yaw["relative", 40]).abs().mean()) > 0.5 * turn  # measured 1.07
+
+
+def test_a_gif_keeps_its_frame_timing_and_quiet_prints_nothing(media, talking_clip, tmp_path):
+    """An animated GIF with uneven frame durations (100 and 300 ms) comes back with each frame at its time, across
+    encoded segments; a portrait larger than anything a run keeps, with -q, prints nothing at all."""
+    import subprocess
+    import sys
+
+    import av
+    from PIL import Image
+
+    from tests.conftest import ROOT
+
+    with open_video(talking_clip) as reader:
+        frames = reader.read(range(0, 24, 2))
+    gif = tmp_path / "uneven.gif"
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=[100, 300] * 6, loop=0)
+    big = tmp_path / "big.png"
+    write_image(big, np.asarray(Image.fromarray(read_image(media / "s42.jpg")).resize((3000, 3000))))
+    out = tmp_path / "out.mp4"
+    run = subprocess.run([sys.executable, "-m", "reenact.run", str(big), str(gif), "-o", str(out), "-q",
+                          "--output.segment", "5", "--no-cache"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout == "" and run.stderr == "", run.stderr[-1000:]
+    with av.open(str(out)) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(c.streams.video[0])]
+    expected = np.cumsum([0] + [100, 300] * 5 + [100]) / 1000
+    np.testing.assert_allclose(times, expected, atol=1e-3)
+    with open_video(out) as reader:
+        assert reader.info.fps == pytest.approx(len(frames) / 2.4, rel=0.05)

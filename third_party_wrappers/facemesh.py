@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -25,7 +26,8 @@ def hide_native_logs() -> None:
     """Route file descriptor 2 to /dev/null for good, keeping Python's sys.stderr on the real stream.
 
     mediapipe's graph threads log (absl) to fd 2 at unpredictable moments; this keeps a bad-input
-    error to one line. Set REENACT_NATIVE_LOGS=1 to see those logs.
+    error to one line. Logging handlers already writing to the old sys.stderr move to the new one (else the
+    run's messages would go to /dev/null). Set REENACT_NATIVE_LOGS=1 to see those logs.
     """
     global _native_logs_hidden
     if _native_logs_hidden or os.environ.get("REENACT_NATIVE_LOGS") == "1":
@@ -35,8 +37,13 @@ def hide_native_logs() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
+    old = sys.stderr
     sys.stderr = io.TextIOWrapper(os.fdopen(real, "wb", buffering=0), write_through=True,
                                   encoding=sys.stderr.encoding, errors="backslashreplace")
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):  # handlers made earlier keep writing where the user sees
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(sys.stderr)
     _native_logs_hidden = True
 
 

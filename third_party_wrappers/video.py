@@ -77,14 +77,19 @@ def open_video(path, allow_truncated: bool = False, folder_fps: float = 25.0) ->
             raise InputError(f"{path}: not a video (no video stream)")
         s = c.streams.video[0]
         promised, entries = s.frames, s.index_entries
+        times, duration = None, 0.0
         if promised > 0 and len(entries) == promised:
             size = path.stat().st_size
             decodable = sum(1 for e in entries if e.pos + e.size <= size)
         else:
-            decodable = sum(1 for _ in _intact_packets(c, s))
+            packets = [(p.pts, p.duration) for p in _intact_packets(c, s)]
+            decodable = len(packets)
             promised = max(promised, decodable)
+            times, duration = _frame_times(packets, s.time_base)
             c.seek(0)
         rate = s.average_rate or s.guessed_rate or s.base_rate
+        if duration > 0:  # demuxed: the mean rate over every frame's display time, the last frame's too
+            rate = Fraction(decodable / duration).limit_denominator(1001 * 1000)
         first = next(_decode(c, s), None)
         if first is None or not rate:
             raise InputError(f"{path}: no decodable video frames")
@@ -95,12 +100,29 @@ def open_video(path, allow_truncated: bool = False, folder_fps: float = 25.0) ->
     if decodable < promised and not allow_truncated:
         raise InputError(f"{path}: truncated video: the container promises {promised} frames but only "
                          f"{decodable} can be decoded; pass --allow-truncated to use them")
+    reader = None
     if decodable == promised and codec != "gif":
         try:
-            return _DecordReader(dataclasses.replace(info, backend="decord"))
+            reader = _DecordReader(dataclasses.replace(info, backend="decord"))
         except (DECORDError, ValueError):
             pass
-    return _PyAVReader(info, quarter_turns)
+    reader = reader or _PyAVReader(info, quarter_turns)
+    reader.times = None if times is None else np.append(times, duration)
+    return reader
+
+
+def _frame_times(packets: list[tuple[int | None, int | None]], time_base) -> tuple[np.ndarray | None, float]:
+    """(display times in s from the first frame, or None where the frames are evenly spaced; the clip's length
+    in s including the last frame's display time, 0 if unknown) from the (pts, duration) of a stream's packets."""
+    pts = np.array(sorted(p for p, _ in packets if p is not None), np.float64) * float(time_base)
+    if len(pts) < 2 or len(pts) < len(packets):
+        return None, 0.0
+    pts -= pts[0]
+    steps = np.diff(pts)
+    last = max(packets, key=lambda p: p[0])[1]
+    length = pts[-1] + (last * float(time_base) if last else float(np.median(steps)))
+    even = np.abs(steps - np.median(steps)).max() <= 0.01 * np.median(steps)
+    return (None if even else pts), float(length)
 
 
 def _intact_packets(c, s):
@@ -132,6 +154,7 @@ class VideoReader:
     """Streaming reader: `chunks()` for the whole clip, `read()` for a few frames. Use as a context manager."""
 
     info: VideoInfo
+    times: np.ndarray | None = None  # [n_frames + 1] a variable-rate clip's frame display times and its end (s)
 
     def chunks(self, size: int = 64, start: int = 0, end: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first frame index, uint8 [n,H,W,3]) for frames start..end-1, at most `size` at a time."""
@@ -253,14 +276,18 @@ class VideoWriter:
     """
 
     def __init__(self, path, fps: float, width: int, height: int, audio_from=None, crf: int = 18,
-                 segments_like=None, audio_start: float = 0.0):
+                 segments_like=None, audio_start: float = 0.0, times=None):
         """`segments_like`: an mp4 made by this writer; the writer then joins such segments
         (`append_segment`, stream copy) instead of encoding frames. `audio_start`: seconds of the audio
-        source that align with the first frame (for a clip cut from the source)."""
+        source that align with the first frame (for a clip cut from the source). `times`: each frame's display
+        time in s and the end of the last one (a variable-rate clip's `VideoReader.times`), kept to the millisecond and
+        encoded without B-frames so that each frame lasts until the next; else frames are 1 / fps apart."""
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.name}.part.mp4")
         self._size = (height, width)
         self._rate = Fraction(fps).limit_denominator(1001 * 1000)
+        self._tick = 1 / self._rate if times is None else Fraction(1, 1000)
+        self._ticks = None if times is None else np.round(np.asarray(times, np.float64) * 1000).astype(np.int64)
         self._n = 0
         self._src = self._audio_out = self._packets = self._pending = None
         self._transcode = False
@@ -268,10 +295,11 @@ class VideoWriter:
         self._out = av.open(str(self._tmp), "w", format="mp4", options={"movflags": "+faststart"})
         try:
             if segments_like is None:
-                self._video = self._out.add_stream("libx264", rate=self._rate, options={"crf": str(crf)})
+                options = {"crf": str(crf)} if times is None else {"crf": str(crf), "bf": "0"}
+                self._video = self._out.add_stream("libx264", rate=self._rate, options=options)
                 self._video.width, self._video.height = width - width % 2, height - height % 2
                 self._video.pix_fmt = "yuv420p"
-                self._video.codec_context.time_base = 1 / self._rate
+                self._video.codec_context.time_base = self._tick
             else:
                 with av.open(str(segments_like)) as seg:
                     self._video = self._out.add_stream_from_template(seg.streams.video[0])
@@ -305,16 +333,25 @@ class VideoWriter:
         frames = frames[:, : self._video.height, : self._video.width]
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts, frame.time_base = self._n, 1 / self._rate
-            self._out.mux(self._video.encode(frame))
+            frame.pts = self._n if self._ticks is None else int(self._ticks[self._n])
+            frame.time_base = self._tick
+            self._mux(self._video.encode(frame))
             self._n += 1
         self._copy_audio(self._n / self._rate)
 
-    def append_segment(self, segment) -> None:
-        """Stream-copy the video packets of a segment written by this module, after the frames so far."""
+    def _mux(self, packets) -> None:
+        """Mux encoded packets; a variable-rate frame lasts until the next one's time (or the clip's end)."""
+        for packet in packets:
+            if self._ticks is not None:
+                packet.duration = int(self._ticks[np.searchsorted(self._ticks, packet.pts, side="right")] - packet.pts)
+            self._out.mux(packet)
+
+    def append_segment(self, segment, start: float | None = None) -> None:
+        """Stream-copy the video packets of a segment written by this module, after the frames so far (or from
+        `start` s, a variable-rate clip's time of the segment's first frame)."""
         with av.open(str(segment)) as seg:
             stream = seg.streams.video[0]
-            offset = int(round(self._n / self._rate / stream.time_base))
+            offset = int(round((self._n / self._rate if start is None else Fraction(start)) / stream.time_base))
             count = 0
             for packet in seg.demux(stream):
                 if packet.size == 0:
@@ -357,7 +394,7 @@ class VideoWriter:
             return
         try:
             if self._video.codec_context.is_encoder:
-                self._out.mux(self._video.encode(None))
+                self._mux(self._video.encode(None))
             self._copy_audio(self._n / self._rate)
             if self._transcode:
                 self._out.mux(self._audio_out.encode(None))
