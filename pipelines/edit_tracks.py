@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from reenact.expression import extract_motion, load_face_model
+from reenact.driving import driving_motion
+from reenact.expression import load_face_model
 from reenact.pipeline import RunConfig, reenact_video
 from reenact.presets import MOUTH_CORNERS
-from reenact.smooth import smooth_motion
 from reenact.structures import Motion
 from reenact.track import track_frames
 from third_party_wrappers.video import open_video
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     with open_video(args.driving) as video:  # 1. track once, keep the record
         tracks = track_frames(video.chunks(64), video.info.n_frames, video.info.fps, progress=False)
     tracks.save(args.out.with_suffix(".tracks.npz"))
-    motion = smooth_motion(extract_motion(tracks, model), cfg.smooth)  # 2. pose + expression, smoothed
+    motion, _ = driving_motion(tracks, model, None, cfg.track, cfg.screen, cfg.smooth)  # 2. pose + expression
     edited = exaggerate_smile(motion, args.smile)  # 3. edit the expression curves
     reenact_video(args.source, args.driving, args.out, cfg, driving=edited)  # 4. render with them
 

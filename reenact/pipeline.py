@@ -1,7 +1,7 @@
 """The staged reenactment pipeline, top to bottom as the method reads.
 
-inputs -> track (source, driving) -> pose + expression -> smooth -> transfer -> crop -> per chunk of
-frames: render -> compose -> write. Whole-video records (tracks, motions) are cached in the work
+inputs -> track (source, driving) -> pose + expression -> screen + repair -> smooth -> transfer -> crop ->
+per chunk of frames: render -> compose -> write. Whole-video records (tracks, motions) are cached in the work
 folder, keyed by the inputs and the settings that shape them, so a re-run skips tracking.
 """
 from __future__ import annotations
@@ -22,13 +22,15 @@ from reenact.cache import WorkDir, key_of
 from reenact.compose import feather_mask, paste_back, side_by_side
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.dense_face import DENSE_VERSION, DenseFace, dense_basis, subject_face
+from reenact.driving import driving_motion
 from reenact.errors import InputError, MissingAssetError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.gan_render import GanConfig, gan_chunks
 from reenact.ict import IctModel
 from reenact.inputs import FrameRange, MotionClock, frames_to_tensor, load_source, prefetch, tensor_to_frames
 from reenact.pose import to_image
-from reenact.smooth import SmoothConfig, smooth_motion
+from reenact.screen import REGIONS, ScreenConfig
+from reenact.smooth import SmoothConfig
 from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
@@ -38,7 +40,7 @@ from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 7  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 8  # part of the rendered segments' cache key: bump when rendering changes its output
 MAX_CROP_SCALE = 3.0  # the crop grows with the head's travel up to this scale
 
 
@@ -56,6 +58,7 @@ class OutputConfig:
 class RunConfig:
     track: TrackConfig = field(default_factory=TrackConfig)
     face: FaceModelConfig = field(default_factory=FaceModelConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     crop: CropConfig = field(default_factory=CropConfig)
@@ -109,6 +112,7 @@ class Scene:
     target_pose: HeadPose  # [T] target poses in crop px
     driving_verts: torch.Tensor | None  # [T, 478, 3] smoothed driving landmarks, driving px (None: not placed)
     dense: DenseFace | None = None  # the source's dense ICT face (head frame) for the warp's mesh map, or None
+    readable: torch.Tensor | None = None  # [T] bool: the driving frame shows the driver's mouth (None: all do)
 
     @property
     def source_full(self) -> torch.Tensor:
@@ -147,14 +151,19 @@ def prepare(source_path, driving_path, reader, cfg: RunConfig, work: WorkDir, mo
                                  lambda: track_video(driving_path, info.n_frames, info.fps, cfg.track,
                                                      progress=cfg.progress, allow_truncated=cfg.allow_truncated,
                                                      start=cfg.start))
-        driving = smooth_motion(extract_motion(drv_tracks, model, cfg.transfer.ref_frame), cfg.smooth)
+        driving, screening = driving_motion(drv_tracks, model, cfg.transfer.ref_frame, cfg.track, cfg.screen,
+                                            cfg.smooth, str(driving_path))
+        readable = screening.usable & ~screening.occluded[:, REGIONS.index("mouth")]
         if cfg.transfer.ref_frame is None:
             log.info("driving reference frame: %d (the most frontal, most neutral)", driving.ref)
-    elif len(driving) != info.n_frames or driving.expression.model != model.code:
+    else:
+        readable = driving.found
+    if len(driving) != info.n_frames or driving.expression.model != model.code:
         raise InputError(f"{driving_path or 'the driving motion'}: it has {len(driving)} frames of "
                          f"{driving.expression.model} expressions; the video has {info.n_frames} frames and the face "
                          f"model ({model.name}) takes {model.code} expressions")
-    return build_scene(source_rgb, src_tracks, source, driving, transfer(source, driving, cfg.transfer), model, cfg)
+    scene = build_scene(source_rgb, src_tracks, source, driving, transfer(source, driving, cfg.transfer), model, cfg)
+    return replace(scene, readable=readable)
 
 
 def build_scene(source_rgb: np.ndarray, src_tracks: Tracks, source: Motion, driving: Motion, target: Motion,
@@ -240,7 +249,9 @@ def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, devic
                                                   scene.target_pose.scale)))
     target, dense = (scene.target_verts[sl], None) if scene.dense is None else scene.dense_meshes(scene.target, sl)
     placed = None if scene.driving_verts is None else scene.driving_verts[sl].to(device)
-    return renderer.render(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device))
+    readable = None if scene.readable is None else scene.readable[sl]
+    return renderer.render(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device),
+                           readable)
 
 
 def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,
@@ -320,10 +331,11 @@ def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfi
                     bar.update(end - start)
                 parts.append(part)
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        times = getattr(reader, "times", None)
         with VideoWriter(out_path, info.fps, 0, 0, audio_from=driving_path if info.has_audio else None,
                          segments_like=parts[0], audio_start=cfg.start / info.fps) as writer:
-            for part in parts:
-                writer.append_segment(part)
+            for part, start in zip(parts, bounds):
+                writer.append_segment(part, None if times is None else float(times[start]))
     return scene.target
 
 
@@ -346,7 +358,9 @@ def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, en
         for drv, rendered in chunks(start, end):
             frames = tensor_to_frames(compose_frames(scene, drv, rendered, cfg.output))
             if writer is None:
-                writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf)
+                times = getattr(reader, "times", None)
+                writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf,
+                                     times=None if times is None else times[start:end + 1] - times[start])
             writer.write(frames)
             bar.update(len(frames))
     except BaseException:

@@ -106,6 +106,8 @@ class Tracks(Record):
     height: int
     width: int
     fps: float
+    thumbs: torch.Tensor | None = None  # [T, 16, 16] uint8 grey thumbnails of the frames (video tracks)
+    colours: torch.Tensor | None = None  # [T, K, 3] uint8 colours at `reenact.follow.sample_points()` (video tracks)
 
 
 @dataclass(frozen=True)

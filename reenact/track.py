@@ -1,9 +1,11 @@
 """Track stage: 478 face landmarks per frame with mediapipe FaceMesh, one face followed over time.
 
-Policy lives here, the library call in `third_party_wrappers.facemesh`: several faces -> the largest in
-the first frame, then the one nearest the previous frame's; frames without a face are flagged and
-filled by linear interpolation; too few faces is an error. Images larger than `max_side` are tracked
-downscaled and the landmarks scaled back.
+Policy lives here, the library call in `third_party_wrappers.facemesh`: of several faces, the driver is
+followed as `reenact.follow` decides (chosen at the start, kept by place, re-found by appearance after a cut);
+frames without the driver are flagged and filled by linear interpolation (`reenact.screen` then decides what
+they become); too few faces is an error. Per frame the tracker also keeps a thumbnail (shot cuts) and colours
+at the face's landmarks (occlusions). Images larger than `max_side` are tracked downscaled and the landmarks
+scaled back.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from tqdm import tqdm
 
 from reenact.errors import InputError
 from reenact.inputs import fit_max_side, prefetch
+from reenact.follow import THUMB, Driver, Follower, face_box, identity_patch, initial_face, sample_points, \
+    sampled_colours, thumb_change, thumbnail
+from reenact.spans import describe, spans
 from reenact.structures import Tracks
 from third_party_wrappers.facemesh import FaceMesh, face_detection_scores
 from third_party_wrappers.video import open_video
@@ -24,12 +29,15 @@ from third_party_wrappers.video import open_video
 
 @dataclass(frozen=True)
 class TrackConfig:
-    max_faces: int = 2  # faces FaceMesh may return per frame (more costs speed); we follow one
+    max_faces: int = 4  # faces FaceMesh may return per frame (more costs speed); we follow one
+    driver_face: str = ""  # the driver among the first faces: "" the largest, an index from the left, or x,y,w,h px
+    identity: float = 0.1  # appearance distance (reenact.follow) below which a face after a cut is the driver
+    cut_change: float = 0.1  # mean grey change (0-1) between frames that is a shot cut
     max_side: int = 1280  # larger images are tracked downscaled
     min_found: float = 0.5  # fewer frames with a face than this fraction is an error
     human_short_range: float = 0.85  # BlazeFace short-range score that accepts a source face ...
     human_full_range: float = 0.5  # ... or full-range score (a dog's face fools FaceMesh but not both)
-    workers: int = 2  # parts of a video file tracked at once (1 keeps one face across the whole video)
+    workers: int = 2  # parts of a video file tracked at once, each following the driver found first
 
 
 def _bbox_area(face: np.ndarray) -> float:
@@ -57,37 +65,66 @@ def track_image(rgb: np.ndarray, cfg: TrackConfig = TrackConfig(), name: str = "
     return Tracks(torch.from_numpy(face[None]), torch.ones(1, dtype=torch.bool), rgb.shape[0], rgb.shape[1], 0.0)
 
 
-def _track_stream(chunks: Iterable[tuple[int, np.ndarray]], landmarks: np.ndarray, found: np.ndarray,
-                  cfg: TrackConfig, bar) -> tuple[int, int]:
-    """Track (start, frames) chunks in video mode into `landmarks`/`found` (in place); returns the frame size."""
-    previous, size = None, (0, 0)
+class _Buffers:
+    """Per-frame results of tracking a video, filled in place by its parts."""
+
+    def __init__(self, n: int):
+        self.landmarks, self.found = np.zeros((n, 478, 3), np.float32), np.zeros(n, bool)
+        self.thumbs = np.zeros((n, THUMB, THUMB), np.uint8)
+        self.colours = np.zeros((n, len(sample_points()[0]), 3), np.uint8)
+
+
+def _track_stream(chunks: Iterable[tuple[int, np.ndarray]], out: _Buffers, follower: Follower, cfg: TrackConfig,
+                  bar) -> tuple[int, int]:
+    """Track (start, frames) chunks in video mode into `out` (in place); returns the frame size."""
+    size, previous = (0, 0), None
     with FaceMesh(static=False, max_faces=cfg.max_faces) as mesh:
         for start, frames in chunks:
             size = frames.shape[1:3]
             for i, frame in enumerate(frames):
                 small, factor = fit_max_side(frame, cfg.max_side)
+                thumb = out.thumbs[start + i] = thumbnail(small)
+                cut = previous is not None and thumb_change(previous, thumb) > cfg.cut_change
+                previous = thumb
                 faces = mesh(small)
-                if faces:
-                    previous = _choose(faces, previous) * np.float32(factor)
-                    landmarks[start + i], found[start + i] = previous, True
+                pick = follower.choose(small, faces, cut)
+                if pick is not None:
+                    out.colours[start + i] = sampled_colours(small, faces[pick])
+                    out.landmarks[start + i], out.found[start + i] = faces[pick] * np.float32(factor), True
             bar.update(len(frames))
     return size
 
 
-def _finish(landmarks: np.ndarray, found: np.ndarray, size, fps: float, cfg: TrackConfig, name: str) -> Tracks:
+def _finish(out: _Buffers, size, fps: float, cfg: TrackConfig, name: str) -> Tracks:
+    found = out.found
     if found.mean() < cfg.min_found:
         raise InputError(f"{name}: a face was found in only {found.sum()} of {len(found)} frames "
-                         f"(at least {cfg.min_found:.0%} needed)")
-    return Tracks(torch.from_numpy(fill_gaps(landmarks, found)), torch.from_numpy(found), size[0], size[1], fps)
+                         f"(at least {cfg.min_found:.0%} needed); none in {describe(spans(~found))}")
+    return Tracks(torch.from_numpy(fill_gaps(out.landmarks, found)), torch.from_numpy(found), size[0], size[1], fps,
+                  torch.from_numpy(out.thumbs), torch.from_numpy(out.colours))
 
 
 def track_frames(chunks: Iterable[tuple[int, np.ndarray]], n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(),
                  name: str = "video", progress: bool = True) -> Tracks:
     """Track a stream of (start, frames [N, H, W, 3]) chunks in video mode; fill frames without a face."""
-    landmarks, found = np.zeros((n_frames, 478, 3), np.float32), np.zeros(n_frames, bool)
+    out = _Buffers(n_frames)
     with tqdm(total=n_frames, desc="track", unit="frame", disable=not progress) as bar:
-        size = _track_stream(chunks, landmarks, found, cfg, bar)
-    return _finish(landmarks, found, size, fps, cfg, name)
+        size = _track_stream(chunks, out, Follower(None, cfg.driver_face, cfg.identity), cfg, bar)
+    return _finish(out, size, fps, cfg, name)
+
+
+def _first_driver(path, start: int, n_frames: int, cfg: TrackConfig, allow_truncated: bool) -> Driver | None:
+    """The driver as the first frames with faces show it (every 4th frame looked at, at most the first 1000)."""
+    with open_video(path, allow_truncated=allow_truncated) as reader, \
+            FaceMesh(static=True, max_faces=cfg.max_faces) as mesh:
+        for _, frames in reader.chunks(16, start, start + min(n_frames, 1000)):
+            for frame in frames[::4]:
+                small, _ = fit_max_side(frame, cfg.max_side)
+                faces = mesh(small)
+                if faces:
+                    face = faces[initial_face(faces, cfg.driver_face)]
+                    return Driver(identity_patch(small, face), *face_box(face))
+    return None
 
 
 def track_video(path, n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(), name: str | None = None,
@@ -95,21 +132,25 @@ def track_video(path, n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(
     """Track frames [start, start + n_frames) of a video file in `cfg.workers` contiguous parts at once, each
     with its own decoder and FaceMesh (mediapipe runs one graph per core), then fill frames without a face.
 
-    Each part starts with a fresh detection (the largest face), so a video with several people can switch
-    faces at a part boundary; use `workers=1` there.
+    The driver is found first (`_first_driver`), and every part follows that driver by its appearance, so
+    parts agree on whom they follow in a video with several people.
     """
-    landmarks, found = np.zeros((n_frames, 478, 3), np.float32), np.zeros(n_frames, bool)
+    out = _Buffers(n_frames)
     bounds = np.linspace(0, n_frames, max(1, min(cfg.workers, n_frames // 32)) + 1).round().astype(int)
+    driver = _first_driver(path, start, n_frames, cfg, allow_truncated)
 
     def part(first: int, end: int):
+        follower = Follower(None if driver is None else Driver(driver.patch.copy()), cfg.driver_face, cfg.identity)
+        if first == 0 and driver is not None:
+            follower.driver.centre, follower.driver.size = driver.centre, driver.size
         with open_video(path, allow_truncated=allow_truncated) as reader:
             chunks = ((i - start, frames) for i, frames in reader.chunks(64, first + start, end + start))
-            return _track_stream(prefetch(chunks), landmarks, found, cfg, bar)
+            return _track_stream(prefetch(chunks), out, follower, cfg, bar)
 
     with tqdm(total=n_frames, desc="track", unit="frame", disable=not progress) as bar, \
             ThreadPoolExecutor(len(bounds) - 1) as pool:
         sizes = list(pool.map(part, bounds[:-1], bounds[1:]))
-    return _finish(landmarks, found, sizes[0], fps, cfg, name or str(path))
+    return _finish(out, sizes[0], fps, cfg, name or str(path))
 
 
 def fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -120,7 +161,6 @@ def fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     flat = values.reshape(len(values), -1)
     filled = np.stack([np.interp(t, t[found], col) for col in flat[found].T], 1)
     return filled.reshape(values.shape).astype(values.dtype)
-
 
 
 if __name__ == "__main__":

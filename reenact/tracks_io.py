@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from reenact.errors import ReenactError
-    from reenact.expression import FaceModelConfig, extract_motion, load_face_model
+    from reenact.driving import driving_motion
+    from reenact.expression import FaceModelConfig, load_face_model
     from reenact.track import track_frames
     from third_party_wrappers.video import open_video
 
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             info = reader.info
             tracks = track_frames(reader.chunks(64), info.n_frames, info.fps, name=str(args.video),
                                   progress=not args.quiet)
-        save_tracks(extract_motion(tracks, model), args.output)
+        save_tracks(driving_motion(tracks, model, name=str(args.video))[0], args.output)
     except ReenactError as exc:
         print(f"reenact: {exc}", file=sys.stderr)
         return 2

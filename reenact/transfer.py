@@ -14,6 +14,7 @@ import torch
 
 from reenact.canonical import EYELIDS, IRIS_CENTRES, LIP_GAP, load_canonical
 from reenact.errors import InputError
+from reenact.geometry import angles_to_matrix, head_angles
 from reenact.structures import Expression, HeadPose, Motion
 
 FRONTAL_DEG = 10.0  # head angle (deg) that costs as much as ...
@@ -21,6 +22,7 @@ NEUTRAL_RMS = 0.05  # ... this RMS head-frame deviation from the median face, or
 MOUTH_GAP = 0.1  # ... this inner-lip gap (canonical units: outer eye-corner distance), or ...
 EYE_GAP = 0.06  # ... this change of the mean lid gap from the clip's median (a blink, a squint, wide eyes)
 MESH_OFFSET = "mesh-offset"  # the default model's code: head-frame landmark offsets, 478 x 3 per frame
+KNEE = 0.75  # fraction of a turn limit up to which turns pass unchanged
 LID_REACH = (0.3, 0.5)  # eye-region radius (outer eye-corner distances) where lid offsets scale fully, then fade
 
 
@@ -30,6 +32,8 @@ class TransferConfig:
     ref_frame: int | None = None  # driving reference frame; None chooses the most frontal, most neutral one
     expression_scale: float = 1.0  # multiplies the transferred expression change
     coefficient_scales: str = ""  # per named coefficient, e.g. "jawOpen=1.2,mouthSmile_L=0.5" (ARKit codes)
+    max_yaw: float = 40.0  # deg the output head may turn from the source's; larger turns are limited softly
+    max_pitch: float = 30.0  # deg, the same up or down (a 2D warp tears beyond these)
     pose: bool = True  # follow the driver's head pose (False: expression only)
     expression: bool = True  # follow the driver's expression (False: pose only)
 
@@ -85,6 +89,27 @@ def lid_scales(source_shape: torch.Tensor, driving_shape: torch.Tensor) -> torch
     return factor[:, None].expand(-1, 3).reshape(-1)
 
 
+def soft_limit(x: torch.Tensor, limit: float, knee: float = KNEE) -> torch.Tensor:
+    """x unchanged up to `knee * limit` in size, then bent smoothly (tanh) toward +-limit, never past it."""
+    start = knee * limit
+    over = (x.abs() - start).clamp_min(0)
+    return torch.where(x.abs() <= start, x, x.sign() * (start + (limit - start) * torch.tanh(over / (limit - start))))
+
+
+def limit_turn(rotation: torch.Tensor, source: torch.Tensor, max_yaw: float, max_pitch: float) -> torch.Tensor:
+    """Rotations [T, 3, 3] whose yaw and pitch away from the `source` rotation [3, 3] are soft-limited; frames
+    within the knee keep their rotation exactly."""
+    angles, base = head_angles(rotation), head_angles(source[None])[0]
+    turn = angles[:, :2] - base[:2]
+    limited = torch.stack([soft_limit(turn[:, 0], max_yaw), soft_limit(turn[:, 1], max_pitch)], 1)
+    bent = (limited != turn).any(-1)
+    if not bent.any():
+        return rotation
+    out = rotation.clone()
+    out[bent] = angles_to_matrix(torch.cat([base[:2] + limited[bent], angles[bent, 2:]], 1))
+    return out
+
+
 def _repeat_pose(pose: HeadPose, n: int) -> HeadPose:
     return HeadPose(pose.rotation[:1].expand(n, -1, -1), pose.translation[:1].expand(n, -1), pose.scale[:1].expand(n))
 
@@ -98,11 +123,12 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
     elif cfg.mode == "relative":
         delta = drv.rotation @ drv.rotation[ref].T
         ratio = src.scale[0] / drv.scale[ref]
-        pose = HeadPose(delta @ src.rotation[0],
+        pose = HeadPose(limit_turn(delta @ src.rotation[0], src.rotation[0], cfg.max_yaw, cfg.max_pitch),
                         src.translation[0] + (drv.translation - drv.translation[ref]) * ratio,
                         src.scale[0] * drv.scale / drv.scale[ref])
     else:
-        pose = HeadPose(drv.rotation.clone(), src.translation[:1].expand(n, -1).clone(), src.scale[:1].expand(n).clone())
+        pose = HeadPose(limit_turn(drv.rotation.clone(), src.rotation[0], cfg.max_yaw, cfg.max_pitch),
+                        src.translation[:1].expand(n, -1).clone(), src.scale[:1].expand(n).clone())
     base = source.expression.coeffs[:1].expand(n, -1)
     scale = cfg.expression_scale * coefficient_scales(cfg.coefficient_scales, driving.expression)
     if cfg.mode == "relative" and driving.expression.model == MESH_OFFSET:

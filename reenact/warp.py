@@ -282,11 +282,13 @@ class WarpRenderer:
 
     def render(self, start: int, target_verts: torch.Tensor, target_pose: HeadPose,
                driving: torch.Tensor | None = None, driving_verts: torch.Tensor | None = None,
-               dense_verts: torch.Tensor | None = None) -> Rendered:
+               dense_verts: torch.Tensor | None = None, readable: torch.Tensor | None = None) -> Rendered:
         """Warp to target meshes [N, 478, 3] (crop px) whose poses (crop px) are `target_pose`.
 
-        driving [N, 3, Hd, Wd] in [0, 1] and driving_verts [N, 478, 3] (driving px) feed the mouth fill;
-        dense_verts [N, V, 3] (crop px) are the target dense surface, needed when the renderer has one.
+        driving [N, 3, Hd, Wd] in [0, 1] and driving_verts [N, 478, 3] (driving px) feed the mouth fill, in the
+        frames where `readable` [N] (default: all) says the driving frame shows the driver's mouth there (else it
+        is shaded from the source's lips, like a motion without video); dense_verts [N, V, 3] (crop px) are the
+        target dense surface, needed when the renderer has one.
         """
         if (self.dense is None) != (dense_verts is None):
             raise ValueError("dense_verts are needed exactly when the renderer was given a dense mesh")
@@ -309,12 +311,16 @@ class WarpRenderer:
         mouth_s = torch.zeros_like(valid)
         if mouth is not None:
             mouth_s = up(mouth[:, None])
+            depth = up(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
+            fill, shaded = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth), mouth_s * self.src_closed
             if driving is not None and driving_verts is not None:
-                fill = self._driver_mouth(tgt, driving, driving_verts, in_mouth, mesh_map[..., 2:], up)
-            else:
-                depth = up(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
-                fill = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth)
-                mouth_s = mouth_s * self.src_closed
+                read_it = (torch.ones(len(tgt), dtype=torch.bool, device=tgt.device) if readable is None
+                           else readable.to(tgt.device))[:, None, None, None]
+                if bool(read_it.any()):
+                    drv_fill = self._driver_mouth(tgt, driving, driving_verts, in_mouth, mesh_map[..., 2:], up)
+                    fill = torch.where(read_it, drv_fill, fill)
+                shaded = torch.where(read_it, mouth_s, shaded)
+            mouth_s = shaded
             image = image * (1 - mouth_s) + fill * mouth_s
         return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s), read)
 

@@ -71,9 +71,11 @@ def test_relative_transfer():
     assert pose_only.expression.coeffs.abs().max() < 1e-4
     expr_only = transfer(src, drv, TransferConfig(pose=False))
     torch.testing.assert_close(expr_only.pose.rotation, src.pose.rotation.expand(3, -1, -1))
-    absolute = transfer(src, drv, TransferConfig(mode="absolute"))
+    absolute = transfer(src, drv, TransferConfig(mode="absolute", max_yaw=90))
     torch.testing.assert_close(head_angles(absolute.pose.rotation)[:, 0], torch.tensor([5.0, 25.0, 5.0]),
                                atol=0.2, rtol=0)
+    limited = head_angles(transfer(src, drv, TransferConfig(mode="absolute")).pose.rotation)[:, 0]
+    assert 33 < float(limited[1]) + 10 < 35  # 35 deg from the source's -10: past the knee (30), bent a little
     doubled = transfer(src, drv, TransferConfig(expression_scale=2.0))
     torch.testing.assert_close(doubled.expression.coeffs, 2 * out.expression.coeffs, atol=1e-5, rtol=0)
 
