@@ -25,7 +25,7 @@ from reenact.screen import REGIONS, ScreenConfig, Screening
 from reenact.structures import Expression, HeadPose, Motion
 from reenact.transfer import choose_reference
 
-MAX_TURN_SPEED = 60.0  # deg/s: the fastest an eased cut turns the head (a brisk natural turn)
+MAX_TURN_SPEED = 30.0  # deg/s: the fastest an eased cut turns the head (slower than a talker's brisk turns, ~45)
 EYE_REACH = 0.6  # canonical units (outer eye-corner distances) around an eye's centre that its lids and brow span
 
 

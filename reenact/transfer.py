@@ -4,9 +4,12 @@ Relative (default): source pose/expression + (driving(t) - driving(ref)), so the
 angle and resting face at the reference frame do not leak into the result. The reference is picked
 automatically as the most frontal, most neutral frame (`choose_reference`) unless given.
 Absolute: the driver's head rotation and expression code as they are, at the source's position and size.
+Turns beyond `max_yaw` / `max_pitch` from the source's and zooms beyond `max_zoom` are bent softly (`soft_limit`)
+toward those limits: the warp renderer tears past them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -34,6 +37,7 @@ class TransferConfig:
     coefficient_scales: str = ""  # per named coefficient, e.g. "jawOpen=1.2,mouthSmile_L=0.5" (ARKit codes)
     max_yaw: float = 40.0  # deg the output head may turn from the source's; larger turns are limited softly
     max_pitch: float = 30.0  # deg, the same up or down (a 2D warp tears beyond these)
+    max_zoom: float = 1.3  # factor the output head may grow or shrink from the source's; beyond, limited softly
     pose: bool = True  # follow the driver's head pose (False: expression only)
     expression: bool = True  # follow the driver's expression (False: pose only)
 
@@ -125,7 +129,7 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
         ratio = src.scale[0] / drv.scale[ref]
         pose = HeadPose(limit_turn(delta @ src.rotation[0], src.rotation[0], cfg.max_yaw, cfg.max_pitch),
                         src.translation[0] + (drv.translation - drv.translation[ref]) * ratio,
-                        src.scale[0] * drv.scale / drv.scale[ref])
+                        src.scale[0] * soft_limit((drv.scale / drv.scale[ref]).log(), math.log(cfg.max_zoom)).exp())
     else:
         pose = HeadPose(limit_turn(drv.rotation.clone(), src.rotation[0], cfg.max_yaw, cfg.max_pitch),
                         src.translation[:1].expand(n, -1).clone(), src.scale[:1].expand(n).clone())

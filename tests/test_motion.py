@@ -14,7 +14,8 @@ from reenact.transfer import MESH_OFFSET, TransferConfig, choose_reference, tran
 
 
 def synthetic_tracks(angles, mouth=None, scale=100.0, noise=0.0, seed=0):
-    """Canonical face posed at yaw/pitch/roll [T, 3] degrees, optionally with the jaw opened."""
+    """Canonical face posed at yaw/pitch/roll [T, 3] degrees and `scale` (one, or [T]), optionally with the jaw
+    opened."""
     face = load_canonical()
     t = len(angles)
     shape = face.shape.expand(t, -1, -1).clone()
@@ -22,7 +23,7 @@ def synthetic_tracks(angles, mouth=None, scale=100.0, noise=0.0, seed=0):
         lower = face.shape[:, 1] < face.shape[LIP_GAP[1], 1] + 0.01
         shape[:, lower, 1] -= mouth[:, None]
     rot = angles_to_matrix(angles)
-    pose = HeadPose(rot, torch.tensor([256.0, 240.0, 0.0]).expand(t, 3), torch.full((t,), scale))
+    pose = HeadPose(rot, torch.tensor([256.0, 240.0, 0.0]).expand(t, 3), torch.as_tensor(scale, dtype=torch.float32).expand(t).clone())
     lm = to_image(shape, pose)
     lm = lm + noise * torch.randn(lm.shape, generator=torch.Generator().manual_seed(seed))
     return Tracks(lm.float(), torch.ones(t, dtype=torch.bool), 512, 512, 30.0), pose
@@ -78,6 +79,19 @@ def test_relative_transfer():
     assert 33 < float(limited[1]) + 10 < 35  # 35 deg from the source's -10: past the knee (30), bent a little
     doubled = transfer(src, drv, TransferConfig(expression_scale=2.0))
     torch.testing.assert_close(doubled.expression.coeffs, 2 * out.expression.coeffs, atol=1e-5, rtol=0)
+
+
+def test_a_driver_zooming_far_in_or_out_is_limited_softly():
+    """A driver whose face halves or doubles in size (a camera zoom within a shot, a squeezed frame) moves the
+    output head's size at most `max_zoom`; a small change passes exactly."""
+    scales = torch.tensor([40.0, 42, 20, 80])
+    drv_tracks, _ = synthetic_tracks(torch.zeros(4, 3), scale=scales)
+    src_tracks, _ = synthetic_tracks(torch.zeros(1, 3), scale=60)
+    model = MeshOffsetModel()
+    out = transfer(extract_motion(src_tracks, model, ref=0), extract_motion(drv_tracks, model, ref=0))
+    zoom = out.pose.scale / 60
+    torch.testing.assert_close(zoom[:2], torch.tensor([1.0, 1.05]), rtol=2e-3, atol=0)
+    assert 1 / 1.3 < float(zoom[2]) < 0.8 and 1.25 < float(zoom[3]) < 1.3
 
 
 def test_smoothing_reduces_jitter_keeps_motion():

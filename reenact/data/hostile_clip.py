@@ -12,7 +12,7 @@ driver and where the cuts are:
     intruder  the driver smaller on the left, a larger face of someone else sliding in from the right
     covered   a dark bar (a microphone) over the driver's mouth
     black     black frames
-    turned    the driver's frame turned away about the vertical axis (a homography, up to 70 degrees and back)
+    turned    the driver's head turned away about the vertical axis (a cylinder warp, up to 70 degrees and back)
 
 Each kind is a function of (frame index in the segment, segment length) to an RGB canvas.
 """
@@ -26,6 +26,7 @@ import torch
 
 from reenact.crop import warp_affine
 from reenact.inputs import frames_to_tensor, tensor_to_frames
+from third_party_wrappers.facemesh import FaceMesh
 from third_party_wrappers.video import VideoWriter, open_video
 
 KINDS = ("driver", "zoomed", "audience", "tiny", "intruder", "covered", "black", "turned", "driver")
@@ -61,19 +62,32 @@ def _warp(frame: np.ndarray, crop_from_image: torch.Tensor, side: int, fill: flo
     return tensor_to_frames(out[:, :3] + (1 - out[:, 3:]) * fill)[0]
 
 
-def _turn(frame: np.ndarray, degrees: float) -> np.ndarray:
-    """The frame as a plane turned about its vertical centre line by `degrees` and seen in perspective."""
-    side = frame.shape[0]
-    a, f = np.radians(degrees), 1.2 * side
-    xs = (np.arange(side) - side / 2)[None, :]
-    ys = (np.arange(side) - side / 2)[:, None]
-    # inverse map: an output pixel's ray meets the turned plane at u (along it), then projects back unturned
-    u = xs * f / (f * np.cos(a) - xs * np.sin(a))
-    depth = f + u * np.sin(a)
-    v = ys * depth / f
-    grid = torch.from_numpy(np.stack([np.broadcast_to(u, v.shape), v], -1) / (side / 2)).float()[None]
+def _head_columns(frame: np.ndarray) -> tuple[float, float]:
+    """Centre column and cylinder radius (0.75 face widths, the hair too) of the face FaceMesh finds in a frame;
+    the frame's middle and a quarter of its width without one."""
+    with FaceMesh(static=True, max_faces=1) as mesh:
+        faces = mesh(frame)
+    if not faces:
+        return frame.shape[1] / 2, frame.shape[1] / 4
+    lo, hi = faces[0][:, 0].min(), faces[0][:, 0].max()
+    return float(lo + hi) / 2, 0.75 * float(hi - lo)
+
+
+def _turn(frame: np.ndarray, centre_x: float, radius: float, degrees: float) -> np.ndarray:
+    """The frame with the head, taken as a vertical cylinder of `radius` px around column `centre_x`, turned by
+    `degrees` about its axis: the nose slides toward the silhouette's edge, the near cheek widens, the far one
+    narrows (what FaceMesh reads as a turn, unlike a turned plane, which it reads as a squeezed frontal face).
+    Columns outside the cylinder stay; the back of the head shows the silhouette's edge."""
+    side = frame.shape[1]
+    d = (np.arange(side) - centre_x) / radius
+    inside = np.abs(d) < 1
+    angle = np.maximum(np.arcsin(np.clip(d, -1, 1)) - np.radians(degrees), -np.pi / 2)
+    x = np.where(inside, centre_x + radius * np.sin(angle), np.arange(side)).astype(np.float32)
+    h = frame.shape[0]
+    gx = torch.from_numpy((x + 0.5) / side * 2 - 1)[None, :].expand(h, side)
+    gy = torch.from_numpy(((np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1))[:, None].expand(h, side)
     image = frames_to_tensor(frame[None])
-    out = torch.nn.functional.grid_sample(image, grid, align_corners=False, padding_mode="zeros")
+    out = torch.nn.functional.grid_sample(image, torch.stack([gx, gy], -1)[None], align_corners=False)
     return tensor_to_frames(out)[0]
 
 
@@ -85,6 +99,7 @@ def build(driver: Path, others: list[Path], out: Path, seconds: float = 1.0, sid
     drv = _read(driver, count + 2 * n)
     people = [_read(p, n) for p in others]
     next_drv = 0
+    head = [side / 2, side / 4]  # the turned segment's head (`_head_columns`)
 
     def driver_frame(i):
         return drv[min(next_drv + i, len(drv) - 1)]
@@ -123,7 +138,10 @@ def build(driver: Path, others: list[Path], out: Path, seconds: float = 1.0, sid
         return canvas
 
     def turned(i):
-        return _turn(_fit(driver_frame(i), side), 70 * np.sin(np.pi * i / max(1, n - 1)))
+        frame = _fit(driver_frame(i), side)
+        if i == 0:
+            head[:] = _head_columns(frame)
+        return _turn(frame, *head, 70 * np.sin(np.pi * i / max(1, n - 1)))
 
     makers = {
         "driver": lambda i: _fit(driver_frame(i), side),
