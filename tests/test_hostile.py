@@ -132,3 +132,13 @@ def test_no_output_frame_loses_the_portraits_face_or_jumps(animated, media):
     size, centre = (hi - lo).amax(-1), (hi + lo) / 2
     assert float((size[1:] / size[:-1]).log().abs().max()) < np.log(1.08)
     assert float(((centre[1:] - centre[:-1]).norm(dim=-1) / size[:-1]).max()) < 0.05
+
+
+def test_a_head_turned_beyond_the_limits_or_too_small_is_unusable():
+    """Yaw beyond 50, pitch beyond 35 deg and faces under 40 px are screened out, each with its reason."""
+    from tests.test_motion import synthetic_tracks
+
+    angles = torch.tensor([[0.0, 0, 0], [60, 0, 0], [0, 40, 0], [10, 5, 0]])
+    tracks, _ = synthetic_tracks(angles, scale=torch.tensor([100.0, 100, 100, 10]))
+    screening = screen_frames(tracks, estimate_pose(tracks), ScreenConfig(), TrackConfig().cut_change)
+    assert screening.reason.tolist() == [0, 3, 3, 2]
