@@ -40,19 +40,6 @@ class TrackConfig:
     workers: int = 2  # parts of a video file tracked at once, each following the driver found first
 
 
-def _bbox_area(face: np.ndarray) -> float:
-    span = face[:, :2].max(0) - face[:, :2].min(0)
-    return float(span[0] * span[1])
-
-
-def _choose(faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarray:
-    """Largest face, or the one whose centre is nearest the previous frame's face."""
-    if previous is None or len(faces) == 1:
-        return max(faces, key=_bbox_area)
-    centre = previous[:, :2].mean(0)
-    return min(faces, key=lambda f: np.linalg.norm(f[:, :2].mean(0) - centre))
-
-
 def track_image(rgb: np.ndarray, cfg: TrackConfig = TrackConfig(), name: str = "image") -> Tracks:
     """Landmarks of the largest human face in one image (static mode). Raises InputError without one."""
     small, factor = fit_max_side(rgb, cfg.max_side)
@@ -61,7 +48,7 @@ def track_image(rgb: np.ndarray, cfg: TrackConfig = TrackConfig(), name: str = "
         faces = mesh(small)
     if not faces or (short < cfg.human_short_range and full < cfg.human_full_range):
         raise InputError(f"{name}: no human face found")
-    face = _choose(faces, None) * np.float32(factor)
+    face = faces[initial_face(faces, "")] * np.float32(factor)  # the largest
     return Tracks(torch.from_numpy(face[None]), torch.ones(1, dtype=torch.bool), rgb.shape[0], rgb.shape[1], 0.0)
 
 
