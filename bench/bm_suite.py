@@ -24,7 +24,6 @@ import torch
 from reenact.cache import WorkDir
 from reenact.evaluate import SERIES, Report, evaluate
 from reenact.expression import extract_motion, load_face_model
-from reenact.inputs import tensor_to_frames
 from reenact.pipeline import RunConfig, compose_frames, prepare, warp_chunks
 from reenact.smooth import smooth_motion
 from reenact.structures import Tracks
@@ -73,7 +72,7 @@ def run_pair(source: Path, driving: Path) -> PairResult:
             t1 = time.perf_counter()
             if item is None:
                 break
-            frames = tensor_to_frames(compose_frames(scene, *item, cfg.output))
+            frames = compose_frames(scene, *item, cfg.output)
             t2 = time.perf_counter()
             writer = writer or VideoWriter(out, info.fps, frames.shape[2], frames.shape[1],
                                            audio_from=driving if info.has_audio else None, crf=cfg.output.crf)

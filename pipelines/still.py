@@ -27,7 +27,7 @@ from reenact.errors import InputError, ReenactError
 from reenact.expression import extract_motion, load_face_model
 from reenact.gan_render import GanConfig, prepare_gan, render_gan
 from reenact.geometry import angles_to_matrix
-from reenact.inputs import frames_to_tensor, tensor_to_frames
+from reenact.inputs import frames_to_tensor
 from reenact.pipeline import RunConfig, build_scene, compose_frames, make_renderer, render_range, resolve_device
 from reenact.presets import ARKIT, mesh_offsets
 from reenact.structures import HeadPose, Motion
@@ -90,11 +90,12 @@ def _render(source_rgb: np.ndarray, src_tracks, source: Motion, target: Motion, 
     else:
         drv = None if driving_rgb is None else frames_to_tensor(driving_rgb[None]).to(device)
         renderer = make_renderer(scene, cfg, device)
-        draw = lambda start, n: render_range(renderer, scene, start, n, device, drv)  # noqa: E731
+        draw = lambda start, n: render_range(renderer, scene, start, n, device, drv,  # noqa: E731
+                                            images=cfg.output.crop_only)
     frames = []
     for start in range(0, len(target), cfg.output.chunk):
         rendered = draw(start, min(cfg.output.chunk, len(target) - start))
-        frames.append(tensor_to_frames(compose_frames(scene, None, rendered, cfg.output)))
+        frames.append(compose_frames(scene, None, rendered, cfg.output))
     return np.concatenate(frames)
 
 

@@ -35,7 +35,7 @@ from reenact.structures import Crop, HeadPose, Motion, Rendered, Tracks
 from reenact.track import TrackConfig, track_image, track_video
 from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
-from reenact.warp import BORDER, DenseMesh, WarpConfig, WarpRenderer, paste_frames
+from reenact.warp import BORDER, DenseMesh, WarpConfig, WarpMap, WarpRenderer, paste_frames
 from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
@@ -241,8 +241,9 @@ def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device, view: Crop
 
 
 def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
-                 driving: torch.Tensor | None = None) -> Rendered:
-    """Target frames [start, start + n) of a scene; `driving` frames [n, 3, Hd, Wd] feed the mouth fill.
+                 driving: torch.Tensor | None = None, images: bool = True) -> Rendered | WarpMap:
+    """Target frames [start, start + n) of a scene: rendered crops, or (`images` False) the warp maps that
+    `paste_frames` resamples the full source frame through; `driving` frames [n, 3, Hd, Wd] feed the mouth fill.
     With a dense face, its landmarks stand in for the scene's target landmarks (both move by its geometry)."""
     sl = slice(start, start + n)
     pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
@@ -250,19 +251,20 @@ def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, devic
     target, dense = (scene.target_verts[sl], None) if scene.dense is None else scene.dense_meshes(scene.target, sl)
     placed = None if scene.driving_verts is None else scene.driving_verts[sl].to(device)
     readable = None if scene.readable is None else scene.readable[sl]
-    return renderer.render(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device),
-                           readable)
+    draw = renderer.render if images else renderer.warp_map
+    return draw(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device), readable)
 
 
 def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,
-                end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
-    """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], rendered crops)."""
+                end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered | WarpMap]]:
+    """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], warp maps, or
+    rendered crops for a crop-only output)."""
     renderer = make_renderer(scene, cfg, device)
     size = chunk_size(scene, cfg.output)
     for first, frames in prefetch(reader.chunks(size, start, end)):
         drv = None if frames is None else frames_to_tensor(frames).to(device)  # None: motion without video
         n = min(size, (reader.info.n_frames if end is None else end) - first) if frames is None else len(frames)
-        yield drv, render_range(renderer, scene, first, n, device, drv)
+        yield drv, render_range(renderer, scene, first, n, device, drv, images=cfg.output.crop_only)
 
 
 def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
@@ -271,21 +273,23 @@ def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
     return max(1, min(cfg.chunk, cfg.chunk * 512 * 512 // pixels))
 
 
-def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered, cfg: OutputConfig) -> torch.Tensor:
-    """Output frames of one chunk: pasted back (a warp render: the source frame resampled through its map), or
-    the crop, optionally beside the driving and source."""
+def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered | WarpMap, cfg: OutputConfig) -> np.ndarray:
+    """Output frames (uint8 RGB [N, H, W, 3]) of one chunk: the source frame resampled through warp maps, rendered
+    crops pasted back, or the crops themselves, optionally beside the driving and source."""
     source = scene.source_crop if cfg.crop_only else scene.source_full
-    device = rendered.image.device
-    if cfg.crop_only:
+    if isinstance(rendered, WarpMap):
+        frames = paste_frames(scene.frame.to(rendered.read.device), rendered, scene.crop)
+        if not cfg.compare or drv is None:
+            return frames
+        result = frames_to_tensor(frames).to(drv.device)
+    elif cfg.crop_only:
         result = rendered.image
-    elif rendered.read is not None:
-        result = paste_frames(scene.frame.to(device), rendered, scene.crop)
     else:
-        result = paste_back(source.to(device), rendered, scene.crop)
+        result = paste_back(source.to(rendered.image.device), rendered, scene.crop)
     if cfg.compare and drv is not None:
-        result = side_by_side(result, drv, source[None].to(device).expand(len(drv), -1, -1, -1),
+        result = side_by_side(result, drv, source[None].to(result.device).expand(len(drv), -1, -1, -1),
                               result)[..., result.shape[-1]:]
-    return result
+    return tensor_to_frames(result)
 
 
 def reenact_video(source_path, driving_path, out_path, cfg: RunConfig = RunConfig(), work: WorkDir | None = None,
@@ -356,7 +360,7 @@ def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, en
     writer = None
     try:
         for drv, rendered in chunks(start, end):
-            frames = tensor_to_frames(compose_frames(scene, drv, rendered, cfg.output))
+            frames = compose_frames(scene, drv, rendered, cfg.output)
             if writer is None:
                 times = getattr(reader, "times", None)
                 writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf,

@@ -192,7 +192,6 @@ class Rendered(Record):
     face: torch.Tensor  # [N, 1, S, S] face region of the target
     mouth: torch.Tensor  # [N, 1, S, S] mouth interior filled by the renderer
     valid: torch.Tensor  # [N, 1, S, S] pixels that come from the source
-    read: torch.Tensor | None = None  # [N, r, r, 2] warp renders: where each map pixel reads the source crop (crop px)
 
 
 @dataclass(frozen=True)

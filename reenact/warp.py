@@ -23,20 +23,24 @@ Masks out: face region, mouth interior filled from the driver, valid (read from 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import kornia.filters as kf
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from reenact.backdrop import Backdrop
 from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, load_canonical
 from reenact.crop import apply_affine, pixels_to_grid
+from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import interpolate, rasterize
-from reenact.structures import Crop, HeadPose, Rendered
+from reenact.structures import Crop, HeadPose, Record, Rendered
 
 MOUTH_CENTRE = 478  # extra vertex: centre of the inner-lip contour
+MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
 LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
 
 
@@ -186,35 +190,115 @@ def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = 
     return torch.lerp(base, out, moving.div_(STILL).clamp_(0, 1))  # lerp: no temporaries of the full frame
 
 
-def paste_frames(backdrop: Backdrop, rendered: Rendered, crop: Crop) -> torch.Tensor:
-    """Full frames [N, 3, H, W] of a warp render: the source frame resampled once through the render's map (no
-    crop-and-paste double resampling; pixels the motion does not reach are the source's own), the mouth fill
-    pasted from the crop."""
-    n, size = len(rendered.image), crop.size
-    h, w = backdrop.image.shape[-2:]
-    device = rendered.image.device
-    corners = torch.tensor([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]])
+@dataclass(frozen=True)
+class WarpMap(Record):
+    """One chunk of warp maps: where each crop pixel reads the source, and the mouth fill.
+
+    The fill lives in a window of the crop (`mouth_origin`, y x crop px) around the chunk's mouth holes, so the
+    rest of the crop costs nothing; `mouth` is None where no frame of the chunk fills its mouth."""
+
+    start: int
+    read: torch.Tensor  # [N, r, r, 2] where each map pixel reads the source crop (crop px)
+    covered: torch.Tensor  # [N, r, r] float: the target face mesh covers the map pixel
+    mouth: torch.Tensor | None = None  # [N, 1, h, w] weight of the mouth fill in the window
+    fill: torch.Tensor | None = None  # [N, 3, h, w] its colours in [0, 1]
+    mouth_origin: tuple[int, int] = (0, 0)
+
+    def __len__(self) -> int:
+        return len(self.read)
+
+
+def _sample_window(maps: torch.Tensor, size: int, origin: tuple[int, int], shape: tuple[int, int]) -> torch.Tensor:
+    """Maps [N, C, r, r] over the whole size^2 crop, bilinearly at the pixels of a crop window [N, C, h, w]
+    (equal to upsampling them to the crop and cutting the window out)."""
+    grid = pixels_to_grid(pixel_grid(*shape, maps.device, origin).permute(1, 2, 0), (size, size))
+    return F.grid_sample(maps, grid[None].expand(len(maps), -1, -1, -1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def _shift(m: WarpMap, size: int) -> torch.Tensor:
+    """The map's read offsets [N, 2, r, r] (crop px)."""
+    r = m.read.shape[1]
+    return m.read.permute(0, 3, 1, 2) - pixel_grid(r, r, m.read.device) * (size / r)
+
+
+def crop_images(backdrop: Backdrop, inside: torch.Tensor, m: WarpMap) -> Rendered:
+    """The rendered crops of warp maps: the source crop `backdrop` resampled through them, the mouth fill blended
+    in; `inside` [1, S, S]: crop pixels that lie inside the source image."""
+    s = backdrop.image.shape[-1]
+
+    def up(x):
+        return F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+
+    image = resample(backdrop, up(_shift(m, s)))
+    grid = pixels_to_grid(up(m.read.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), (s, s))
+    valid = F.grid_sample(inside[None].expand(len(m), -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                          align_corners=False)
+    mouth = torch.zeros_like(valid)
+    if m.mouth is not None:
+        (y0, x0), (h, w) = m.mouth_origin, m.mouth.shape[-2:]
+        mouth[..., y0:y0 + h, x0:x0 + w] = m.mouth
+        image[..., y0:y0 + h, x0:x0 + w] = torch.lerp(image[..., y0:y0 + h, x0:x0 + w], m.fill, m.mouth)
+    return Rendered(m.start, image.clamp(0, 1), up(m.covered[:, None]), mouth, valid * (1 - mouth))
+
+
+def _footprint(crop: Crop, box: tuple[float, float, float, float], shape) -> tuple[int, int, int, int]:
+    """Image pixel bounds (x0, y0, x1, y1), clipped to the image `shape` (h, w), of a crop px box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    corners = torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=torch.float32)
     foot = apply_affine(crop.image_from_crop, corners)
     x0, y0 = (int(v) for v in foot.min(0).values.floor().clamp_min(0).tolist())
-    x1, y1 = int(foot[:, 0].max().ceil().clamp_max(w)), int(foot[:, 1].max().ceil().clamp_max(h))
-    frames = backdrop.image[None].expand(n, -1, -1, -1).clone()
-    if x1 <= x0 or y1 <= y0:
-        return frames
+    return x0, y0, int(foot[:, 0].max().ceil().clamp_max(shape[1])), int(foot[:, 1].max().ceil().clamp_max(shape[0]))
+
+
+def _crop_points(crop: Crop, bounds: tuple[int, int, int, int], device) -> torch.Tensor:
+    """Crop px [2, h, w] of the image pixels within bounds (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = bounds
     a = crop.crop_from_image.to(device)
-    inside = torch.einsum("ij,jhw->ihw", a[:, :2], pixel_grid(y1 - y0, x1 - x0, device, (y0, x0))) + a[:, 2, None, None]
-    r = rendered.read.shape[1]
-    shift = rendered.read.permute(0, 3, 1, 2) - pixel_grid(r, r, device) * (size / r)
-    grid = pixels_to_grid(inside.permute(1, 2, 0), (size, size))[None].expand(n, -1, -1, -1)
-    shift = F.grid_sample(shift, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    edge = torch.minimum(inside, size - inside).amin(0) / size
-    shift = shift * _smoothstep(edge / BORDER)
-    shift = torch.einsum("ij,njhw->nihw", crop.image_from_crop[:, :2].to(device), shift)  # crop px -> image px
-    out = resample(backdrop, shift, (y0, x0))
-    if bool(rendered.mouth.any()):
-        mouth = F.grid_sample(torch.cat([rendered.image, rendered.mouth], 1), grid, mode="bilinear",
-                              padding_mode="zeros", align_corners=False)
-        out = out + mouth[:, 3:] * (mouth[:, :3] - out)
-    frames[:, :, y0:y1, x0:x1] = out
+    return torch.einsum("ij,jhw->ihw", a[:, :2], pixel_grid(y1 - y0, x1 - x0, device, (y0, x0))) + a[:, 2, None, None]
+
+
+def _moving_box(m: WarpMap, size: int) -> tuple[int, int, int, int] | None:
+    """Crop px box (x0, y0, x1, y1) outside which no map of the chunk moves a pixel (None: none moves anywhere)."""
+    r = m.read.shape[1]
+    moving = _shift(m, size).abs().amax((0, 1)) > 0  # [r, r]; exactly 0 beyond the head ellipse's falloff
+    if not bool(moving.any()):
+        return None
+    rows, cols = (torch.nonzero(moving.any(k)).flatten() for k in (1, 0))
+    k = size / r  # one map pixel more on each side: upsampling spreads the shift that far
+    return (max(0, int((int(cols[0]) - 1) * k)), max(0, int((int(rows[0]) - 1) * k)),
+            min(size, math.ceil((int(cols[-1]) + 2) * k)), min(size, math.ceil((int(rows[-1]) + 2) * k)))
+
+
+def paste_frames(backdrop: Backdrop, m: WarpMap, crop: Crop) -> np.ndarray:
+    """Output frames (uint8 RGB [N, H, W, 3]) of warp maps: the source frame resampled once through them (no
+    crop-and-paste double resampling), the mouth fill pasted from its window. Only the image box where a map
+    moves anything is resampled (outside it the frame is the source's own, bit for bit), and the rest of the
+    frame stays in uint8."""
+    n, size = len(m), crop.size
+    h, w = backdrop.image.shape[-2:]
+    device = m.read.device
+    frames = np.repeat(tensor_to_frames(backdrop.image[None]), n, 0)
+    box = _moving_box(m, size)
+    x0, y0, x1, y1 = bounds = (0, 0, 0, 0) if box is None else _footprint(crop, box, (h, w))
+    if x1 > x0 and y1 > y0:
+        inside = _crop_points(crop, bounds, device)
+        grid = pixels_to_grid(inside.permute(1, 2, 0), (size, size))[None].expand(n, -1, -1, -1)
+        shift = F.grid_sample(_shift(m, size), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        edge = torch.minimum(inside, size - inside).amin(0) / size
+        shift = shift * _smoothstep(edge / BORDER)
+        shift = torch.einsum("ij,njhw->nihw", crop.image_from_crop[:, :2].to(device), shift)  # crop px -> image px
+        frames[:, y0:y1, x0:x1] = tensor_to_frames(resample(backdrop, shift, (y0, x0)))
+    if m.mouth is not None:
+        (my, mx), (mh, mw) = m.mouth_origin, m.mouth.shape[-2:]
+        u0, v0, u1, v1 = box = _footprint(crop, (mx, my, mx + mw, my + mh), (h, w))
+        if u1 > u0 and v1 > v0:
+            at = _crop_points(crop, box, device) - torch.tensor([mx, my], device=device)[:, None, None]
+            grid = pixels_to_grid(at.permute(1, 2, 0), (mh, mw))[None].expand(n, -1, -1, -1)
+            mouth = F.grid_sample(torch.cat([m.fill, m.mouth], 1), grid, mode="bilinear", padding_mode="zeros",
+                                  align_corners=False)
+            region = frames_to_tensor(frames[:, v0:v1, u0:u1]).to(device)
+            frames[:, v0:v1, u0:u1] = tensor_to_frames(torch.lerp(region, mouth[:, :3], mouth[:, 3:] ** 2))
     return frames
 
 
@@ -284,7 +368,14 @@ class WarpRenderer:
     def render(self, start: int, target_verts: torch.Tensor, target_pose: HeadPose,
                driving: torch.Tensor | None = None, driving_verts: torch.Tensor | None = None,
                dense_verts: torch.Tensor | None = None, readable: torch.Tensor | None = None) -> Rendered:
-        """Warp to target meshes [N, 478, 3] (crop px) whose poses (crop px) are `target_pose`.
+        """The rendered crops of `warp_map` (same arguments)."""
+        return crop_images(self.backdrop, self.inside, self.warp_map(start, target_verts, target_pose, driving,
+                                                                     driving_verts, dense_verts, readable))
+
+    def warp_map(self, start: int, target_verts: torch.Tensor, target_pose: HeadPose,
+                 driving: torch.Tensor | None = None, driving_verts: torch.Tensor | None = None,
+                 dense_verts: torch.Tensor | None = None, readable: torch.Tensor | None = None) -> WarpMap:
+        """Warp maps to target meshes [N, 478, 3] (crop px) whose poses (crop px) are `target_pose`.
 
         driving [N, 3, Hd, Wd] in [0, 1] and driving_verts [N, 478, 3] (driving px) feed the mouth fill, in the
         frames where `readable` [N] (default: all) says the driving frame shows the driver's mouth there (else it
@@ -293,37 +384,40 @@ class WarpRenderer:
         """
         if (self.dense is None) != (dense_verts is None):
             raise ValueError("dense_verts are needed exactly when the renderer was given a dense mesh")
-        s = self.size
-        r = max(8, int(round(s * self.cfg.raster_scale)))
+        r = max(8, int(round(self.size * self.cfg.raster_scale)))
         tgt = _with_mouth_centre(target_verts)
         drv = _with_mouth_centre(driving_verts) if driving_verts is not None else tgt
         covered, in_mouth, mesh_map = self._mesh_map(tgt, drv, dense_verts, r)
         read = self._read_map(tgt, target_pose, covered, mesh_map[..., :2], r)
+        weight = self._mouth_weight(tgt, in_mouth)
+        if weight is None:
+            return WarpMap(start, read, covered)
+        origin, shape = self._mouth_window(in_mouth)
 
-        def up(x):
-            return F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        def window(x):
+            return _sample_window(x, self.size, origin, shape)
 
-        shift = up((read - self._centres(r)).permute(0, 3, 1, 2))
-        image = resample(self.backdrop, shift)
-        grid = pixels_to_grid(up(read.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), (s, s))
-        valid = F.grid_sample(self.inside[None].expand(len(tgt), -1, -1, -1), grid, mode="bilinear",
-                              padding_mode="border", align_corners=False)
-        mouth = self._mouth_weight(tgt, in_mouth)
-        mouth_s = torch.zeros_like(valid)
-        if mouth is not None:
-            mouth_s = up(mouth[:, None])
-            depth = up(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
-            fill, shaded = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth), mouth_s * self.src_closed
-            if driving is not None and driving_verts is not None:
-                read_it = (torch.ones(len(tgt), dtype=torch.bool, device=tgt.device) if readable is None
-                           else readable.to(tgt.device))[:, None, None, None]
-                if bool(read_it.any()):
-                    drv_fill = self._driver_mouth(tgt, driving, driving_verts, in_mouth, mesh_map[..., 2:], up)
-                    fill = torch.where(read_it, drv_fill, fill)
-                shaded = torch.where(read_it, mouth_s, shaded)
-            mouth_s = shaded
-            image = image * (1 - mouth_s) + fill * mouth_s
-        return Rendered(start, image.clamp(0, 1), up(covered[:, None]), mouth_s, valid * (1 - mouth_s), read)
+        mouth = window(weight[:, None])
+        depth = window(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
+        fill, shaded = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth), mouth * self.src_closed
+        if driving is not None and driving_verts is not None:
+            read_it = (torch.ones(len(tgt), dtype=torch.bool, device=tgt.device) if readable is None
+                       else readable.to(tgt.device))[:, None, None, None]
+            if bool(read_it.any()):
+                drv_fill = self._driver_mouth(tgt, driving, driving_verts, in_mouth, mesh_map[..., 2:], window)
+                fill = torch.where(read_it, drv_fill, fill)
+            shaded = torch.where(read_it, mouth, shaded)
+        return WarpMap(start, read, covered, shaded, fill.expand(-1, 3, -1, -1).contiguous(), origin)
+
+    def _mouth_window(self, in_mouth: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Origin (y, x) and shape (h, w) of the crop window that holds a chunk's mouth holes [N, r, r] with a
+        margin of MOUTH_MARGIN map pixels."""
+        r = in_mouth.shape[-1]
+        rows, cols = (torch.nonzero(in_mouth.any(0).any(k)).flatten() for k in (1, 0))
+        k = self.size / r
+        y0, x0 = (max(0, int((int(v[0]) - MOUTH_MARGIN) * k)) for v in (rows, cols))
+        y1, x1 = (min(self.size, int(math.ceil((int(v[-1]) + 1 + MOUTH_MARGIN) * k))) for v in (rows, cols))
+        return (y0, x0), (y1 - y0, x1 - x0)
 
     def _mesh_map(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int):
         """Step 1, at raster size r: coverage [N, r, r] of the target mesh, its mouth fan [N, r, r] (bool), and per
@@ -384,14 +478,14 @@ class WarpRenderer:
         weight = in_mouth.float() * reveal[:, None, None]
         return weight if bool(weight.any()) else None
 
-    def _driver_mouth(self, tgt, driving, driving_verts, in_mouth, mesh_drv, up) -> torch.Tensor:
-        """The driver's mouth [N, 3, S, S] through the fan (an affine of the lip contour around it), its brightness
-        matched to the source."""
+    def _driver_mouth(self, tgt, driving, driving_verts, in_mouth, mesh_drv, window) -> torch.Tensor:
+        """The driver's mouth [N, 3, h, w] in the mouth window (`window` samples maps there) through the fan (an
+        affine of the lip contour around it), its brightness matched to the source."""
         loop = load_canonical().mouth_loop
         lip_affine = _affine_fit(tgt[:, loop, :2], driving_verts[:, loop, :2])
         pts = self._centres(mesh_drv.shape[1])
         drv_map = torch.where(in_mouth[..., None], mesh_drv, _apply(lip_affine, pts[None].expand(len(tgt), -1, -1, -1)))
-        drv_grid = up(pixels_to_grid(drv_map, driving.shape[-2:]).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        drv_grid = window(pixels_to_grid(drv_map, driving.shape[-2:]).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         fill = F.grid_sample(driving, drv_grid, mode="bilinear", padding_mode="border", align_corners=False)
         return self._match_skin(fill, driving, driving_verts)
 

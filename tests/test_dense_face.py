@@ -155,8 +155,8 @@ def test_mesh_choice(portrait, model, tmp_path, caplog):
 def test_clip_with_the_ict_model_renders_through_the_dense_face(media, talking_clip, ict_path, cache, tmp_path,
                                                                 monkeypatch, caplog):
     calls = []
-    render = WarpRenderer.render
-    monkeypatch.setattr(WarpRenderer, "render", lambda self, *a, **k: calls.append(self.dense) or render(self, *a, **k))
+    draw = WarpRenderer.warp_map
+    monkeypatch.setattr(WarpRenderer, "warp_map", lambda self, *a, **k: calls.append(self.dense) or draw(self, *a, **k))
     cfg = RunConfig(progress=False, face=FaceModelConfig("auto", str(ict_path)), end=8)
     with caplog.at_level(logging.INFO, logger="reenact"):
         reenact_video(media / "s42.jpg", talking_clip, tmp_path / "out.mp4", cfg)
@@ -180,8 +180,8 @@ def test_gan_targets_map_through_the_dense_face(portrait, model, ict_path, monke
     from reenact.structures import Crop
 
     calls = []
-    render = WarpRenderer.render
-    monkeypatch.setattr(WarpRenderer, "render", lambda self, *a, **k: calls.append(self.dense) or render(self, *a, **k))
+    draw = WarpRenderer.warp_map
+    monkeypatch.setattr(WarpRenderer, "warp_map", lambda self, *a, **k: calls.append(self.dense) or draw(self, *a, **k))
     size = 256
     scene, cfg = scene_for(portrait, model, ict_path)
     geo = gan_geometry(scene, size)

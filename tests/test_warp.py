@@ -1,10 +1,13 @@
 """The default renderer on the real s42 portrait: identity, rigid shift, still background, mouth fill."""
+import numpy as np
 import pytest
 import torch
 
+from reenact import warp
 from reenact.canonical import load_canonical
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
 from reenact.backdrop import Backdrop
+from reenact.inputs import frames_to_tensor
 from reenact.pose import estimate_pose
 from reenact.track import track_image
 from reenact.structures import Crop, HeadPose, Tracks
@@ -108,18 +111,20 @@ def test_resample_keeps_pixels_read_from_nowhere(disc_backdrop):
     assert (tiny - disc_backdrop.image).abs().max() < 0.15
 
 
-def test_paste_frames_resamples_the_source_frame_once(setup):
-    """A warp render pasted into the full frame: the identity render is the source frame (to float error: no
-    resampling blur), and a head
-    shift leaves every pixel outside the crop's footprint untouched while moving the face."""
+def test_paste_frames_resamples_the_source_frame_once(setup, monkeypatch):
+    """A warp render pasted into the full frame: the identity render is the source frame bit for bit (no
+    resampling blur), and a head shift leaves every pixel outside the crop's footprint untouched while moving the
+    face; resampling only the box where the map moves gives the frame a resample of the whole footprint gives."""
     _, verts, renderer, pose = setup
-    rgb = torch.rand(3, 300, 360, generator=torch.Generator().manual_seed(1))
+    rgb = frames_to_tensor(torch.randint(0, 256, (1, 300, 360, 3), dtype=torch.uint8,
+                                         generator=torch.Generator().manual_seed(1)).numpy())[0]
     crop = Crop(torch.tensor([[0.8, 0.0, -20.0], [0.0, 0.8, -10.0]]), 256)  # image px -> crop px
     frame = Backdrop.of(rgb, torch.ones(1, 300, 360))
-    still = renderer.render(0, verts[None], pose)
-    assert (paste_frames(frame, still, crop)[0] - rgb).abs().max() < 1e-3
-    moved = renderer.render(0, (verts + torch.tensor([8.0, 0.0, 0.0]))[None], shifted(pose, 8.0))
-    out = paste_frames(frame, moved, crop)[0]
+    still = renderer.warp_map(0, verts[None], pose)
+    assert torch.equal(frames_to_tensor(paste_frames(frame, still, crop))[0], rgb)
+    moved = renderer.warp_map(0, (verts + torch.tensor([8.0, 0.0, 0.0]))[None], shifted(pose, 8.0))
+    pasted = paste_frames(frame, moved, crop)
+    out = frames_to_tensor(pasted)[0]
     foot = apply_affine(crop.image_from_crop, torch.tensor([[0.0, 0.0], [256.0, 256.0]]))
     x0, y0 = foot[0].floor().int().tolist()
     x1, y1 = foot[1].ceil().int().tolist()
@@ -130,3 +135,8 @@ def test_paste_frames_resamples_the_source_frame_once(setup):
     fx0, fy0 = face.min(0).values.int().tolist()
     fx1, fy1 = face.max(0).values.int().tolist()
     assert (out[:, fy0:fy1, fx0:fx1] - rgb[:, fy0:fy1, fx0:fx1]).abs().mean() > 0.1
+    box = warp._moving_box(moved, 256)
+    assert box is not None and (box[2] - box[0]) * (box[3] - box[1]) < 0.9 * 256 ** 2  # the head, not the crop
+    monkeypatch.setattr(warp, "_moving_box", lambda m, size: (0, 0, size, size))
+    whole = paste_frames(frame, moved, crop)
+    assert np.abs(whole.astype(int) - pasted).max() <= 1
