@@ -26,6 +26,8 @@ from reenact.structures import Tracks
 from third_party_wrappers.facemesh import FaceMesh, face_detection_scores
 from third_party_wrappers.video import open_video
 
+TRACK_CHUNK = 16  # frames decoded at once per tracking part: each part holds three such chunks (read ahead)
+
 
 @dataclass(frozen=True)
 class TrackConfig:
@@ -131,7 +133,7 @@ def track_video(path, n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(
         if first == 0 and driver is not None:
             follower.driver.centre, follower.driver.size = driver.centre, driver.size
         with open_video(path, allow_truncated=allow_truncated) as reader:
-            chunks = ((i - start, frames) for i, frames in reader.chunks(64, first + start, end + start))
+            chunks = ((i - start, frames) for i, frames in reader.chunks(TRACK_CHUNK, first + start, end + start))
             return _track_stream(prefetch(chunks), out, follower, cfg, bar)
 
     with tqdm(total=n_frames, desc="track", unit="frame", disable=not progress) as bar, \
