@@ -22,12 +22,12 @@ T = TypeVar("T")
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 RGB frames [N, H, W, 3] -> float [N, 3, H, W] in [0, 1] (read-only arrays are copied)."""
-    return torch.from_numpy(frames if frames.flags.writeable else frames.copy()).permute(0, 3, 1, 2).float() / 255
+    return torch.from_numpy(frames if frames.flags.writeable else frames.copy()).permute(0, 3, 1, 2).float().div_(255)
 
 
 def tensor_to_frames(images: torch.Tensor) -> np.ndarray:
     """float [N, 3, H, W] in [0, 1] (any device) -> uint8 RGB frames [N, H, W, 3], rounded."""
-    return (images.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+    return images.clamp(0, 1).mul_(255).add_(0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def fit_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Iterator
 
@@ -49,7 +50,7 @@ class OutputConfig:
     compare: bool = False  # write driving | source | result side by side
     crop_only: bool = False  # write the animated crop instead of pasting it back into the source frame
     max_side: int = 1280  # the source is downscaled to this size before anything else
-    chunk: int = 16  # frames rendered at once at 512 x 512 (fewer for larger frames; bounds memory)
+    chunk: int = 8  # frames rendered at once at 512 x 512 (fewer for larger frames; bounds memory)
     segment: int = 64  # frames per encoded segment: the unit of resume after an interruption
     crf: int = 18  # H.264 quality (lower is better)
 
@@ -117,6 +118,11 @@ class Scene:
     @property
     def source_full(self) -> torch.Tensor:
         return self.frame.image
+
+    @cached_property
+    def frame_rgb(self) -> np.ndarray:
+        """The source frame in uint8 [H, W, 3], the part of every output frame the motion does not reach."""
+        return tensor_to_frames(self.frame.image[None])[0]
 
     @property
     def source_crop(self) -> torch.Tensor:
@@ -278,7 +284,7 @@ def compose_frames(scene: Scene, drv: torch.Tensor, rendered: Rendered | WarpMap
     crops pasted back, or the crops themselves, optionally beside the driving and source."""
     source = scene.source_crop if cfg.crop_only else scene.source_full
     if isinstance(rendered, WarpMap):
-        frames = paste_frames(scene.frame.to(rendered.read.device), rendered, scene.crop)
+        frames = paste_frames(scene.frame.to(rendered.read.device), rendered, scene.crop, scene.frame_rgb)
         if not cfg.compare or drv is None:
             return frames
         result = frames_to_tensor(frames).to(drv.device)
@@ -359,14 +365,20 @@ def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, en
     """Render (`chunks(start, end)`: warp or GAN), compose and encode frames [start, end) into one segment file."""
     writer = None
     try:
-        for drv, rendered in chunks(start, end):
-            frames = compose_frames(scene, drv, rendered, cfg.output)
-            if writer is None:
-                times = getattr(reader, "times", None)
-                writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf,
-                                     times=None if times is None else times[start:end + 1] - times[start])
-            writer.write(frames)
-            bar.update(len(frames))
+        with ThreadPoolExecutor(1) as encoder:  # encodes a chunk while the next one renders
+            encoding = None
+            for drv, rendered in chunks(start, end):
+                frames = compose_frames(scene, drv, rendered, cfg.output)
+                if writer is None:
+                    times = getattr(reader, "times", None)
+                    writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf,
+                                         times=None if times is None else times[start:end + 1] - times[start])
+                if encoding is not None:
+                    encoding.result()
+                encoding = encoder.submit(writer.write, frames)
+                bar.update(len(frames))
+            if encoding is not None:
+                encoding.result()
     except BaseException:
         if writer is not None:
             writer.abort()

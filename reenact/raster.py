@@ -182,12 +182,14 @@ def interpolate(fragments: Fragments, vert_attrs: torch.Tensor, faces: Optional[
     faces = fragments.faces if faces is None else faces
     p2f = fragments.pix_to_face
     B, V, C = vert_attrs.shape
-    vid = faces.to(p2f.device).index_select(0, p2f.clamp_min(0).flatten()).view(B, -1, 3)  # [B, HW, 3]
-    vid = vid + torch.arange(B, device=p2f.device).view(B, 1, 1) * V
-    attrs = vert_attrs.reshape(B * V, C).index_select(0, vid.flatten()).view(*p2f.shape, 3, C)
-    (a0, a1, a2), (w0, w1, w2) = attrs.unbind(-2), fragments.bary.to(attrs.dtype)[..., None].unbind(-2)
-    out = torch.addcmul(torch.addcmul(w0 * a0, w1, a1), w2, a2)
-    return torch.where((p2f >= 0)[..., None], out, torch.zeros((), dtype=out.dtype, device=out.device))
+    hit = (p2f >= 0).flatten().nonzero()[:, 0]  # covered pixels only: a face rarely fills its image
+    vid = faces.to(p2f.device).index_select(0, p2f.flatten()[hit])  # [K, 3]
+    vid = vid + (hit // p2f[0].numel() * V)[:, None]
+    attrs = vert_attrs.reshape(B * V, C).index_select(0, vid.flatten()).view(-1, 3, C)
+    (a0, a1, a2) = attrs.unbind(-2)
+    (w0, w1, w2) = fragments.bary.reshape(-1, 3).index_select(0, hit).to(attrs.dtype)[..., None].unbind(-2)
+    out = attrs.new_zeros(p2f.numel(), C).index_copy(0, hit, torch.addcmul(torch.addcmul(w0 * a0, w1, a1), w2, a2))
+    return out.view(*p2f.shape, C)
 
 
 def face_mask(fragments: Fragments, face_ids_subset: torch.Tensor) -> torch.Tensor:

@@ -177,17 +177,20 @@ def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = 
     person (now uncovered) shows the background the read finds beyond the person, not a smear of hair."""
     n, _, h, w = shift.shape
     y0, x0 = origin
-    read = pixel_grid(h, w, shift.device, origin)[None] + shift
+    size = backdrop.image.shape[-2:]
+    at = pixels_to_grid(pixel_grid(h, w, shift.device, origin).permute(1, 2, 0), size)
+    scale = pixels_to_grid(torch.ones(2, device=shift.device), size) + 1
+    grid = torch.addcmul(at, shift.permute(0, 2, 3, 1), scale)  # one pass: the read's grid_sample coordinates
     layers = torch.cat([backdrop.image, backdrop.person])[None].expand(n, -1, -1, -1)
-    grid = pixels_to_grid(read.permute(0, 2, 3, 1), backdrop.image.shape[-2:])
     sampled = F.grid_sample(layers, grid, mode="bilinear", padding_mode="border", align_corners=False)
     moved, person = sampled[:, :3], sampled[:, 3:]
     base = backdrop.image[None, :, y0:y0 + h, x0:x0 + w]
     was_person = backdrop.fringe[None, :, y0:y0 + h, x0:x0 + w]
-    base = base.expand_as(moved)
-    out = torch.lerp(torch.lerp(base, moved, was_person.expand_as(person)), moved, person)
     moving = torch.hypot(shift[:, 0], shift[:, 1])[:, None]  # 50x faster on CPU than norm over the channel dim
-    return torch.lerp(base, out, moving.div_(STILL).clamp_(0, 1))  # lerp: no temporaries of the full frame
+    # the moved pixel where the read lands on the person or the pixel was person, the source's own elsewhere,
+    # and the source's own where the read barely moves: one blend, its weight on one channel
+    weight = moving.div_(STILL).clamp_(0, 1).mul_(person + was_person - person * was_person)
+    return torch.lerp(base.expand_as(moved), moved, weight.expand_as(moved))
 
 
 @dataclass(frozen=True)
@@ -270,15 +273,15 @@ def _moving_box(m: WarpMap, size: int) -> tuple[int, int, int, int] | None:
             min(size, math.ceil((int(cols[-1]) + 2) * k)), min(size, math.ceil((int(rows[-1]) + 2) * k)))
 
 
-def paste_frames(backdrop: Backdrop, m: WarpMap, crop: Crop) -> np.ndarray:
+def paste_frames(backdrop: Backdrop, m: WarpMap, crop: Crop, rgb: np.ndarray | None = None) -> np.ndarray:
     """Output frames (uint8 RGB [N, H, W, 3]) of warp maps: the source frame resampled once through them (no
     crop-and-paste double resampling), the mouth fill pasted from its window. Only the image box where a map
     moves anything is resampled (outside it the frame is the source's own, bit for bit), and the rest of the
-    frame stays in uint8."""
+    frame stays in uint8; `rgb`: the backdrop's image in uint8 [H, W, 3], when the caller keeps it."""
     n, size = len(m), crop.size
     h, w = backdrop.image.shape[-2:]
     device = m.read.device
-    frames = np.repeat(tensor_to_frames(backdrop.image[None]), n, 0)
+    frames = np.repeat((tensor_to_frames(backdrop.image[None])[0] if rgb is None else rgb)[None], n, 0)
     box = _moving_box(m, size)
     x0, y0, x1, y1 = bounds = (0, 0, 0, 0) if box is None else _footprint(crop, box, (h, w))
     if x1 > x0 and y1 > y0:
