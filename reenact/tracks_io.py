@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reenact.track", description=main.__doc__.split(": ", 1)[1])
     p.add_argument("video", type=Path, help="driving video or folder of frames")
     p.add_argument("-o", "--output", type=Path, required=True, help="tracks file: .csv (Live Link Face), .json or .npz")
-    p.add_argument("--face-model", default="ict", choices=("auto", "ict", "mesh-offset"),
-                   help="face model (CSV and JSON need ict, the default)")
+    p.add_argument("--face-model", choices=("auto", "ict", "mesh-offset"),
+                   help="face model (default: ict for CSV and JSON, which hold its named coefficients; else the run's)")
     p.add_argument("--face-path", help="ICT-FaceKit model file or folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.output.suffix.lower() not in FORMATS:
             raise InputError(f"{args.output}: tracks are written as {', '.join(FORMATS)}")
-        model = load_face_model(FaceModelConfig(args.face_model, args.face_path))
+        named = args.output.suffix.lower() in (".csv", ".json")
+        model = load_face_model(FaceModelConfig(args.face_model or ("ict" if named else FaceModelConfig().model),
+                                                args.face_path))
         with open_video(args.video) as reader:
             info = reader.info
             tracks = track_frames(reader.chunks(64), info.n_frames, info.fps, name=str(args.video),
