@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from pathlib import Path
@@ -365,20 +364,14 @@ def _render_segment(scene: Scene, reader, cfg: RunConfig, chunks, start: int, en
     """Render (`chunks(start, end)`: warp or GAN), compose and encode frames [start, end) into one segment file."""
     writer = None
     try:
-        with ThreadPoolExecutor(1) as encoder:  # encodes a chunk while the next one renders
-            encoding = None
-            for drv, rendered in chunks(start, end):
-                frames = compose_frames(scene, drv, rendered, cfg.output)
-                if writer is None:
-                    times = getattr(reader, "times", None)
-                    writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf,
-                                         times=None if times is None else times[start:end + 1] - times[start])
-                if encoding is not None:
-                    encoding.result()
-                encoding = encoder.submit(writer.write, frames)
-                bar.update(len(frames))
-            if encoding is not None:
-                encoding.result()
+        for drv, rendered in chunks(start, end):
+            frames = compose_frames(scene, drv, rendered, cfg.output)
+            if writer is None:
+                times = getattr(reader, "times", None)
+                writer = VideoWriter(part, reader.info.fps, frames.shape[2], frames.shape[1], crf=cfg.output.crf,
+                                     times=None if times is None else times[start:end + 1] - times[start])
+            writer.write(frames)
+            bar.update(len(frames))
     except BaseException:
         if writer is not None:
             writer.abort()
