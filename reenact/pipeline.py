@@ -40,8 +40,10 @@ from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 8  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 9  # part of the rendered segments' cache key: bump when rendering changes its output
 MAX_CROP_SCALE = 3.0  # the crop grows with the head's travel up to this scale
+
+FACE_MARGIN = 0.5  # the driving frame around the driver's landmark box that the mouth fill may read (of its size)
 
 
 @dataclass(frozen=True)
@@ -246,30 +248,53 @@ def make_renderer(scene: Scene, cfg: RunConfig, device: torch.device, view: Crop
 
 
 def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
-                 driving: torch.Tensor | None = None, images: bool = True) -> Rendered | WarpMap:
+                 driving: torch.Tensor | None = None, images: bool = True,
+                 driving_origin: tuple[int, int] = (0, 0)) -> Rendered | WarpMap:
     """Target frames [start, start + n) of a scene: rendered crops, or (`images` False) the warp maps that
-    `paste_frames` resamples the full source frame through; `driving` frames [n, 3, Hd, Wd] feed the mouth fill.
+    `paste_frames` resamples the full source frame through; `driving` frames [n, 3, Hd, Wd] (or a window of them
+    whose top-left pixel is `driving_origin`, x y) feed the mouth fill.
     With a dense face, its landmarks stand in for the scene's target landmarks (both move by its geometry)."""
     sl = slice(start, start + n)
     pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
                                                   scene.target_pose.scale)))
     target, dense = (scene.target_verts[sl], None) if scene.dense is None else scene.dense_meshes(scene.target, sl)
-    placed = None if scene.driving_verts is None else scene.driving_verts[sl].to(device)
+    placed = None
+    if scene.driving_verts is not None:
+        placed = (scene.driving_verts[sl] - torch.tensor([*driving_origin, 0.0])).to(device)
     readable = None if scene.readable is None else scene.readable[sl]
     draw = renderer.render if images else renderer.warp_map
     return draw(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device), readable)
 
 
+def face_window(frames: np.ndarray, verts: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Driving frames uint8 [N, H, W, 3] cut to the box of their landmarks [N, 478, 3] (driving px) grown by
+    FACE_MARGIN of its size on each side, as float [N, 3, h, w], and the cut's top-left pixel (x, y): all the
+    mouth fill reads, without converting whole frames."""
+    h, w = frames.shape[1:3]
+    lo, hi = verts[..., :2].amin((0, 1)), verts[..., :2].amax((0, 1))
+    grow = FACE_MARGIN * (hi - lo)
+    (x0, y0), (x1, y1) = (lo - grow).floor().int().tolist(), (hi + grow).ceil().int().tolist()
+    x0, y0, x1, y1 = max(0, min(x0, w - 1)), max(0, min(y0, h - 1)), max(1, min(x1, w)), max(1, min(y1, h))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    return frames_to_tensor(frames[:, y0:y1, x0:x1]), (x0, y0)
+
+
 def warp_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device, start: int = 0,
-                end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered | WarpMap]]:
-    """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd], warp maps, or
-    rendered crops for a crop-only output)."""
+                end: int | None = None) -> Iterator[tuple[torch.Tensor | None, Rendered | WarpMap]]:
+    """The default renderer over driving frames [start, end): (driving frames [N, 3, Hd, Wd] for a side-by-side
+    output, else None; warp maps, or rendered crops for a crop-only output)."""
     renderer = make_renderer(scene, cfg, device)
     size = chunk_size(scene, cfg.output)
     for first, frames in prefetch(reader.chunks(size, start, end)):
-        drv = None if frames is None else frames_to_tensor(frames).to(device)  # None: motion without video
         n = min(size, (reader.info.n_frames if end is None else end) - first) if frames is None else len(frames)
-        yield drv, render_range(renderer, scene, first, n, device, drv, images=cfg.output.crop_only)
+        drv = window = None  # None: a motion without video, or a driver not placed in its frames
+        origin = (0, 0)
+        if frames is not None:
+            drv = frames_to_tensor(frames).to(device) if cfg.output.compare else None
+            if scene.driving_verts is not None:
+                window, origin = face_window(frames, scene.driving_verts[first:first + n])
+                window = window.to(device)
+        yield drv, render_range(renderer, scene, first, n, device, window, cfg.output.crop_only, origin)
 
 
 def chunk_size(scene: Scene, cfg: OutputConfig) -> int:

@@ -14,7 +14,7 @@ from reenact.errors import InputError, MissingAssetError
 from reenact.geometry import angles_to_matrix
 from reenact.ict import MODEL, find_model
 from reenact.structures import Expression, HeadPose, Motion
-from reenact.tracks_io import ARKIT, ICT_NAMES, load_tracks, save_tracks, timecode
+from reenact.tracks_io import ARKIT, ICT_NAMES, load_tracks, main, save_tracks, timecode
 from reenact.transfer import TransferConfig, transfer
 
 
@@ -28,6 +28,19 @@ def motion(n: int = 40) -> Motion:
     pose = HeadPose(angles_to_matrix(angles), torch.zeros(n, 3), torch.ones(n))
     return Motion(pose, Expression(coeffs, MODEL, list(ICT_NAMES)), torch.zeros(478, 3), torch.ones(n, dtype=torch.bool),
                   30.0, 0)
+
+
+def test_track_command_defaults_to_the_runs_face_model(talking_clip, tmp_path, monkeypatch, capsys):
+    """Without the ICT model, `python -m reenact.track` writes .npz tracks with the run's default (auto: the
+    mesh-offset model), and refuses CSV, which holds the ICT model's named coefficients, with the one-line error."""
+    monkeypatch.setenv("REENACT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("REENACT_FACE_MODEL", raising=False)
+    assert main([str(talking_clip), "-o", str(tmp_path / "t.npz"), "-q"]) == 0
+    written = load_tracks(tmp_path / "t.npz")
+    assert len(written) == 48 and written.expression.model == "mesh-offset"
+    assert main([str(talking_clip), "-o", str(tmp_path / "t.csv"), "-q"]) == 2
+    assert "ICT-FaceKit face model was not found" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".npz"])
