@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         base = found.get("baseline", (None,))[0]
         row(label, frames, *found["this"], target, base)
         if base:
-            row(f"  baseline", frames, *found["baseline"], target)
+            row("  baseline", frames, *found["baseline"], target)
         return found["this"]
 
     if "512" in args.cases:

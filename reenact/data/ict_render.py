@@ -7,7 +7,6 @@ eye layers are left out.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from reenact.raster import interpolate, rasterize
