@@ -15,6 +15,11 @@ def frames(path):
         return reader.read(list(range(reader.info.n_frames)))
 
 
+def finished_segments(work):
+    """Segments written whole (an unfinished one is a hidden `.NAME.part.mp4` beside them)."""
+    return sorted(p for p in work.glob("segments-*/*.mp4") if not p.name.startswith("."))
+
+
 def test_killed_run_resumes_to_the_same_output(media, talking_clip, tmp_path):
     common = [str(media / "s42.jpg"), str(talking_clip), "-q", "--output.segment", "16"]
     assert main([*common, "-o", str(tmp_path / "a.mp4"), "--work-dir", str(tmp_path / "wa")]) == 0
@@ -22,17 +27,17 @@ def test_killed_run_resumes_to_the_same_output(media, talking_clip, tmp_path):
     work, out = tmp_path / "wb", tmp_path / "b.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "reenact.run", *common, "-o", str(out), "--work-dir", str(work)])
     deadline = time.time() + 240
-    while not list(work.glob("segments-*/*.mp4")) and time.time() < deadline and proc.poll() is None:
+    while not finished_segments(work) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    first = sorted(work.glob("segments-*/*.mp4"))
+    first = finished_segments(work)
     assert first and not out.exists()  # killed after a segment, before the output
     stamp = first[0].stat().st_mtime_ns
 
     assert main([*common, "-o", str(out), "--work-dir", str(work)]) == 0
     assert first[0].stat().st_mtime_ns == stamp  # the finished segment was reused
-    assert len(list(work.glob("segments-*/*.mp4"))) == 3
+    assert len(finished_segments(work)) == 3
     np.testing.assert_array_equal(frames(out), frames(tmp_path / "a.mp4"))
 
 
