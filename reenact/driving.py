@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from reenact.expression import FaceModel, extract_motion
-from reenact.pose import estimate_pose, to_head_frame
+from reenact.pose import estimate_pose, head_meshes
 from reenact.repair import reference_frames, repair_motion
 from reenact.screen import ScreenConfig, Screening, require_usable, screen_frames
 from reenact.smooth import SmoothConfig, smooth_motion
@@ -30,7 +30,7 @@ def driving_motion(tracks: Tracks, model: FaceModel, ref_frame: int | None = Non
     pose = estimate_pose(tracks)
     screening = screen_frames(tracks, pose, screen, track.cut_change)
     require_usable(screening, track.min_found, name)
-    meshes = to_head_frame(tracks.landmarks, pose)
+    meshes = head_meshes(tracks.landmarks, pose)
     ref = ref_frame if ref_frame is not None else choose_reference(meshes, pose, reference_frames(screening, screen))
     motion = repair_motion(extract_motion(tracks, model, ref), screening, meshes, screen)
     for line in screening.report(screen):

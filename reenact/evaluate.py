@@ -37,7 +37,7 @@ from reenact.geometry import FRONTAL, head_angles
 from reenact.identity import UNAVAILABLE, cosine_similarity, load_embedder
 from reenact.inputs import frames_to_tensor, load_source
 from reenact.observe import compare_observations, load_observer, observe_video, report_lines
-from reenact.pose import to_head_frame
+from reenact.pose import head_meshes, to_head_frame
 from reenact.quality import LPIPS_UNAVAILABLE, Lpips, psnr, ssim
 from reenact.structures import Tracks
 from reenact.track import TrackConfig, track_image, track_video
@@ -72,7 +72,7 @@ def face_series(tracks: Tracks, model: FaceModel, ref: int | None = None) -> Fac
     """Measures of tracked landmarks; `ref` None picks the most frontal, most neutral frame."""
     motion = extract_motion(tracks, model, ref)
     rot = motion.pose.rotation
-    meshes = to_head_frame(tracks.landmarks, motion.pose)
+    meshes = head_meshes(tracks.landmarks, motion.pose)
     gap = lambda pair: (meshes[:, pair[0]] - meshes[:, pair[1]]).norm(dim=-1)  # noqa: E731
     coeffs = motion.expression.coeffs
     return FaceSeries(

@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 import torch
 
 from reenact.ict import IctModel, find_model
-from reenact.pose import estimate_pose, to_head_frame
+from reenact.pose import estimate_pose, head_meshes, to_head_frame, view_bias
 from reenact.structures import Expression, HeadPose, Motion, Tracks
 from reenact.transfer import MESH_OFFSET, choose_reference
 
@@ -45,14 +45,16 @@ def load_face_model(cfg: FaceModelConfig = FaceModelConfig()) -> FaceModel:
 
 
 class MeshOffsetModel:
-    """Expression = head-frame mesh minus the reference frame's mesh, flattened to 1434 numbers."""
+    """Expression = head-frame mesh minus the reference frame's mesh, flattened to 1434 numbers. The tracker's view
+    bias (`reenact.pose.view_bias`) is taken out of the offsets, so a head turn is not read as an expression; the
+    shape is the reference frame as tracked, so a still source maps onto itself."""
 
     name = code = MESH_OFFSET
 
     def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
-        meshes = to_head_frame(tracks.landmarks, pose)
-        shape = meshes[ref]
-        return pose, shape, Expression((meshes - shape).reshape(len(meshes), -1), self.code, [])
+        tracked = to_head_frame(tracks.landmarks, pose)
+        meshes = tracked - view_bias(pose.rotation)
+        return pose, tracked[ref], Expression((meshes - meshes[ref]).reshape(len(meshes), -1), self.code, [])
 
     def mesh(self, shape: torch.Tensor, expression: Expression) -> torch.Tensor:
         return shape + expression.coeffs.reshape(len(expression.coeffs), -1, 3)
@@ -62,6 +64,6 @@ def extract_motion(tracks: Tracks, model: FaceModel, ref: int | None = None) -> 
     """Pose and expression of every frame; `ref` None picks the most frontal, most neutral frame."""
     pose = estimate_pose(tracks)
     if ref is None:
-        ref = choose_reference(to_head_frame(tracks.landmarks, pose), pose, tracks.found)
+        ref = choose_reference(head_meshes(tracks.landmarks, pose), pose, tracks.found)
     pose, shape, expression = model.fit(tracks, pose, ref)
     return Motion(pose, expression, shape, tracks.found, tracks.fps, ref)

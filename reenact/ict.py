@@ -28,20 +28,18 @@ import torch
 
 from reenact.canonical import LIPS, load_canonical
 from reenact.errors import CacheError, InputError, MissingAssetError
-from reenact.geometry import head_angles, rotvec_to_matrix, similarity_fit
-from reenact.pose import to_head_frame
+from reenact.geometry import rotvec_to_matrix, similarity_fit
+from reenact.pose import CORRESPONDENCE, VIEW_FEATURES, to_head_frame, view_features
 from reenact.structures import Expression, HeadPose, Tracks, atomic_write
 from third_party_wrappers import ict_facekit
 
 MODEL = "ict-arkit53"
-CORRESPONDENCE = Path(__file__).with_name("data") / "ict_correspondence.npz"
 PACKED = "ict_face_model.npz"
 DOWNLOAD_HINT = "python -m reenact.assets download ict"
 BASIS_VERSION = 4
 EYEBALLS = (slice(21451, 23021), slice(23021, 24591))  # vertices of the subject's left (+x) and right eyeball
 IRIS = slice(468, 478)  # mediapipe's iris points (refined tracker)
 BASIS_ARRAYS = ("neutral", "identity", "expression", "view", "response")
-VIEW_FEATURES = 5  # see `view_features`
 GAZE_DEGREES = 30.0  # eyeball turn at full eyeLook weight: this project's convention (ARKit states none)
 
 
@@ -190,13 +188,6 @@ class LandmarkBasis:
                 return cls(names=[str(n) for n in d["names"]], **arrays)
         except (OSError, ValueError, KeyError) as exc:
             raise CacheError(f"{path}: unreadable landmark basis ({exc})") from None
-
-
-def view_features(rotation: torch.Tensor) -> torch.Tensor:
-    """What the tracker's view-dependent bias is regressed on, per head rotation [..., 3, 3]: yaw, pitch, roll
-    (radians) and the squares of yaw and pitch -> [..., VIEW_FEATURES]."""
-    angles = torch.deg2rad(head_angles(rotation))
-    return torch.cat([angles, angles[..., :2].square()], -1)
 
 
 def _model_key(path: Path) -> str:

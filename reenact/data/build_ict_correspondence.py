@@ -10,7 +10,7 @@ only on the skin of the face and head (the nearest such pixel where the tracker 
 Then a calibration: random identities, sparse random expressions (eyeballs turned by the eyeLook weights,
 `reenact.ict.with_gaze`) and head poses are rendered and tracked (seed 1001, apart from the accuracy bench's),
 and the tracker's error against the exactly known model landmarks, taken into the head frame, is regressed per
-landmark (ridge) on the blend-shape weights and the head angles (`reenact.ict.view_features`): `offset_neutral`,
+landmark (ridge) on the blend-shape weights and the head angles (`reenact.pose.view_features`): `offset_neutral`,
 `offset_expression` and `offset_view`, added to the landmark basis. They hold what one back-projected point
 cannot: where mediapipe's points sit off the surface point, how far they follow an expression (eyelids that stay
 apart in a blink, lips that lag a jaw opening, irises that follow the eyeball part-way) and how they drift as
@@ -138,7 +138,8 @@ def regress(model: dict, table: dict, weights: torch.Tensor, rotations: torch.Te
     A RESPONSE shape's tracked motion at weight w is w times (model + its linear offset) plus its hat terms; its
     response curve is that motion projected on the motion at weight 1 (landmarks weighted by how far the blend
     shape moves them), at the knots, made increasing."""
-    from reenact.ict import VIEW_FEATURES, LandmarkBasis, view_features
+    from reenact.ict import LandmarkBasis
+    from reenact.pose import VIEW_FEATURES, view_features
 
     names = list(model["expression_names"])
     response = [names.index(name) for name in RESPONSE]
