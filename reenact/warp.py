@@ -16,7 +16,9 @@ For each target frame we build a backward map (target pixel -> where to read in 
    head uncovers shows the background its read finds beyond the person, not a smear of hair. Pixels read from
    less than `STILL` away stay the source's.
 4. The mouth hole (a fan from the inner-lip centre) reads the driving frame's mouth, colour-matched to
-   the source lips, weighted by how much wider the target mouth opens than the source's.
+   the source lips, weighted by how much wider the target mouth opens than the source's: an opening up to
+   `STRETCH[0]` times the source's shows the source's own interior stretched (an open source mouth keeps its own
+   teeth), the fill fades in up to `STRETCH[1]`.
 Maps are built at `raster_scale` of the crop size and upsampled. The render holds the crop and its map;
 `paste_frames` resamples the full source frame once through that map (no crop-and-paste double resampling).
 Masks out: face region, mouth interior filled from the driver, valid (read from inside the source).
@@ -42,6 +44,7 @@ from reenact.structures import Crop, HeadPose, Record, Rendered
 MOUTH_CENTRE = 478  # extra vertex: centre of the inner-lip contour
 MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
 LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
+STRETCH = (1.25, 2.0)  # target / source mouth-hole area over which the driver's mouth fill fades in
 
 
 @dataclass(frozen=True)
@@ -472,12 +475,13 @@ class WarpRenderer:
         return torch.cat([lin.transpose(1, 2), offset[:, None]], 1)
 
     def _mouth_weight(self, tgt: torch.Tensor, in_mouth: torch.Tensor) -> torch.Tensor | None:
-        """Step 3: weight [N, r, r] of the mouth fill, by how much wider the target mouth opens than the source's
-        (None: no fill anywhere)."""
+        """Step 3: weight [N, r, r] of the mouth fill, by how many times the source's mouth hole the target's is (see
+        STRETCH): a fill over a source mouth that is already open would lay the driver's teeth in a wall across
+        the source's own (None: no fill anywhere)."""
         if not self.cfg.mouth_fill:
             return None
-        tgt_area = _polygon_area(tgt[:, load_canonical().mouth_loop, :2])
-        reveal = (2 * (tgt_area - self.src_mouth_area) / tgt_area.clamp_min(1e-6)).clamp(0, 1)
+        stretch = _polygon_area(tgt[:, load_canonical().mouth_loop, :2]) / self.src_mouth_area.clamp_min(1e-6)
+        reveal = _smoothstep((stretch - STRETCH[0]) / (STRETCH[1] - STRETCH[0]))
         weight = in_mouth.float() * reveal[:, None, None]
         return weight if bool(weight.any()) else None
 

@@ -17,7 +17,12 @@ from third_party_wrappers.image import read_image
 
 @pytest.fixture(scope="module")
 def setup(media):
-    rgb = read_image(media / "s42.jpg")
+    return renderer_setup(media / "s42.jpg")
+
+
+def renderer_setup(path):
+    """Source crop (256 px), its landmarks, a renderer and the source pose for a portrait."""
+    rgb = read_image(path)
     tracks = track_image(rgb)
     crop = ffhq_crop(tracks.landmarks[0], CropConfig(size=256, scale=1.6))
     img = torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
@@ -60,7 +65,8 @@ def renderer_face_box(verts):
     return cy - hh, cy + hh, cx - hw, cx + hw
 
 
-def test_open_mouth_is_filled_from_driver(setup):
+def opened_by_blue_driver(setup):
+    """The render of the source with its jaw dropped 14 px, driven by a blue driving frame."""
     source, verts, renderer, pose = setup
     face = load_canonical()
     target = verts.clone()
@@ -68,11 +74,26 @@ def test_open_mouth_is_filled_from_driver(setup):
     target[lower, 1] += 14.0
     driving = torch.zeros(1, 3, 256, 256)
     driving[:, 2] = 1.0  # a blue driver: the fill must come from it
-    out = renderer.render(0, target[None], pose, driving, target[None])
+    return renderer.render(0, target[None], pose, driving, target[None])
+
+
+def test_open_mouth_is_filled_from_driver(setup):
+    out = opened_by_blue_driver(setup)
     mouth = out.mouth[0, 0] > 0.5
     assert mouth.sum() > 30
     assert out.image[0, 2][mouth].mean() > out.image[0, 0][mouth].mean() + 0.2
     assert out.valid[0, 0][mouth].max() < 0.5
+
+
+def test_an_open_source_mouth_keeps_its_own_interior(media):
+    """A screaming portrait opened a third further shows its own teeth and tongue stretched, not the driver's mouth
+    pasted over the whole opening (which laid a wall of the driver's teeth across it); a mouth barely open in the
+    source (d38), opened as far, is filled from the driver."""
+    screaming = opened_by_blue_driver(renderer_setup(media / "face_open_mouth.jpg"))
+    assert screaming.mouth.max() < 0.1
+    assert screaming.image[0, 2].mean() < screaming.image[0, 0].mean()  # nothing blue came in
+    ajar = opened_by_blue_driver(renderer_setup(media / "d38.jpg"))
+    assert ajar.mouth.max() > 0.9
 
 
 @pytest.fixture()
