@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reenact.data.ict_render import opaque_triangles, render, vertex_colours
-from reenact.geometry import angles_to_matrix, head_angles
-from reenact.ict import IctModel, correspondence, ict_to_head, locate_model, read_model
+from reenact.data.ict_render import render_head
+from reenact.geometry import head_angles
+from reenact.ict import IctModel, locate_model, read_model
 from reenact.observe import load_observer, observe_video
 from reenact.pose import estimate_pose
 from reenact.structures import Tracks
@@ -37,19 +37,6 @@ MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SIZE, PX_PER_CM = 512, 15.0
 GRID = torch.tensor([(yaw, pitch, 0.0) for yaw in (-30, -15, 0, 15, 30) for pitch in (-20, -10, 0, 10, 20)])
 FRONTAL_INDEX = 12
-
-
-def renders(full: dict, identity: torch.Tensor, distance: float) -> np.ndarray:
-    """The subject at every GRID angle, orthographic (distance 0) or through a pinhole `distance` cm away."""
-    neutral = torch.from_numpy(full["neutral"])
-    verts = neutral + torch.einsum("i,ivc->vc", identity, torch.from_numpy(full["identity_modes"]).float())
-    _, head_from_ict, _ = ict_to_head(full, correspondence())
-    cam = verts[None] @ (angles_to_matrix(GRID) @ head_from_ict.float()).transpose(1, 2)  # x right, y down, z away
-    if distance:
-        cam = torch.cat([cam[..., :2] * distance / (cam[..., 2:] + distance), cam[..., 2:]], -1)
-    images, _ = render(PX_PER_CM * cam + torch.tensor([SIZE / 2, SIZE / 2 + 20, 0.0]),
-                       opaque_triangles(torch.from_numpy(full["polygons"])), vertex_colours(neutral), SIZE, SIZE)
-    return images
 
 
 def report(name: str, estimated: torch.Tensor) -> str:
@@ -71,7 +58,7 @@ def clip_agreement(clips: list[str], frames: int) -> None:
         observed = observe_video(rgb, every=10 ** 6, faces=faces).angles
         tracks = track_video(MEDIA / f"{clip}.mp4", n, fps, progress=False)
         ours = head_angles(estimate_pose(tracks).rotation)
-        ok = ~(observed.isnan().any(1) | ~tracks.found)
+        ok = observed.isfinite().all(1) & tracks.found
         a, b = ours[ok].numpy(), observed[ok].numpy()
         cells = [f"{label} {a[:, i].std() / b[:, i].std():.2f} (r {np.corrcoef(a[:, i], b[:, i])[0, 1]:.2f}, "
                  f"observer std {b[:, i].std():.1f})" for i, label in enumerate(("yaw", "pitch", "roll"))]
@@ -98,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     for distance in args.distance:
         found = {"estimate_pose": [], "ict fit": []}
         for identity in identities:
-            landmarks = torch.stack([track_image(im).landmarks[0] for im in renders(full, identity, distance)])
+            images = render_head(full, identity, GRID, distance, SIZE, PX_PER_CM)
+            landmarks = torch.stack([track_image(im).landmarks[0] for im in images])
             tracks = Tracks(landmarks, torch.ones(len(landmarks), dtype=torch.bool), SIZE, SIZE, 30.0)
             pose = estimate_pose(tracks)
             found["estimate_pose"].append(head_angles(pose.rotation))

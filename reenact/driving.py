@@ -32,7 +32,7 @@ def driving_motion(tracks: Tracks, model: FaceModel, ref_frame: int | None = Non
     require_usable(screening, track.min_found, name)
     meshes = head_meshes(tracks.landmarks, pose)
     ref = ref_frame if ref_frame is not None else choose_reference(meshes, pose, reference_frames(screening, screen))
-    motion = repair_motion(extract_motion(tracks, model, ref), screening, meshes, screen)
+    motion = repair_motion(extract_motion(tracks, model, ref, pose), screening, meshes, screen)
     for line in screening.report(screen):
         log.info("driving: %s", line)
     return smooth_motion(motion, smooth), screening

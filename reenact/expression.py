@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 import torch
 
 from reenact.ict import IctModel, find_model
-from reenact.pose import estimate_pose, head_meshes, to_head_frame, view_bias
+from reenact.pose import estimate_pose, head_meshes, view_bias
 from reenact.structures import Expression, HeadPose, Motion, Tracks
 from reenact.transfer import MESH_OFFSET, choose_reference
 
@@ -52,17 +52,18 @@ class MeshOffsetModel:
     name = code = MESH_OFFSET
 
     def fit(self, tracks: Tracks, pose: HeadPose, ref: int) -> tuple[HeadPose, torch.Tensor, Expression]:
-        tracked = to_head_frame(tracks.landmarks, pose)
-        meshes = tracked - view_bias(pose.rotation)
-        return pose, tracked[ref], Expression((meshes - meshes[ref]).reshape(len(meshes), -1), self.code, [])
+        meshes = head_meshes(tracks.landmarks, pose)
+        shape = meshes[ref] + view_bias(pose.rotation[ref])  # as tracked
+        return pose, shape, Expression((meshes - meshes[ref]).reshape(len(meshes), -1), self.code, [])
 
     def mesh(self, shape: torch.Tensor, expression: Expression) -> torch.Tensor:
         return shape + expression.coeffs.reshape(len(expression.coeffs), -1, 3)
 
 
-def extract_motion(tracks: Tracks, model: FaceModel, ref: int | None = None) -> Motion:
-    """Pose and expression of every frame; `ref` None picks the most frontal, most neutral frame."""
-    pose = estimate_pose(tracks)
+def extract_motion(tracks: Tracks, model: FaceModel, ref: int | None = None, pose: HeadPose | None = None) -> Motion:
+    """Pose and expression of every frame; `ref` None picks the most frontal, most neutral frame; `pose`: the
+    tracks' `estimate_pose`, when the caller has it already."""
+    pose = estimate_pose(tracks) if pose is None else pose
     if ref is None:
         ref = choose_reference(head_meshes(tracks.landmarks, pose), pose, tracks.found)
     pose, shape, expression = model.fit(tracks, pose, ref)

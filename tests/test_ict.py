@@ -10,8 +10,8 @@ import torch
 from reenact.errors import MissingAssetError
 from reenact.expression import FaceModelConfig, MeshOffsetModel, load_face_model
 from reenact.geometry import angles_to_matrix, head_angles
-from reenact.data.ict_render import opaque_triangles, render, vertex_colours
-from reenact.ict import EYEBALLS, GAZE_DEGREES, MODEL, IctModel, correspondence, find_model, ict_to_head, with_gaze
+from reenact.data.ict_render import render_head
+from reenact.ict import EYEBALLS, GAZE_DEGREES, MODEL, IctModel, correspondence, find_model, with_gaze
 from reenact.pose import estimate_pose, to_image
 from reenact.structures import Expression, HeadPose, Tracks
 from reenact.track import track_image
@@ -152,16 +152,11 @@ def test_pose_reads_the_head_turns_of_tracked_renders(ict_dir):
     stage, with the tracker's view bias, reads pitch and yaw changes within 10 % (the plain canonical fit: 0.82 of
     the pitch)."""
     full = read_packed(ict_dir / "ict_face_model.npz")
-    neutral, modes = torch.from_numpy(full["neutral"]), torch.from_numpy(full["identity_modes"]).float()
-    _, head_from_ict, _ = ict_to_head(full, correspondence())
-    triangles, colours = opaque_triangles(torch.from_numpy(full["polygons"])), vertex_colours(neutral)
     angles = torch.tensor([[y, p, 0.0] for y in (-20, 0, 20) for p in (-15, 0, 15)])
     g = torch.Generator().manual_seed(5)
     change = []
     for _ in range(2):
-        verts = neutral + torch.einsum("i,ivc->vc", torch.randn(len(modes), generator=g) * 0.7, modes)
-        cam = verts[None] @ (angles_to_matrix(angles) @ head_from_ict.float()).transpose(1, 2)
-        images, _ = render(15 * cam + torch.tensor([256.0, 276.0, 0.0]), triangles, colours, 512, 512)
+        images = render_head(full, torch.randn(len(full["identity_modes"]), generator=g) * 0.7, angles)
         tracks = Tracks(torch.stack([track_image(im).landmarks[0] for im in images]),
                         torch.ones(len(angles), dtype=torch.bool), 512, 512, 30.0)
         got = head_angles(estimate_pose(tracks).rotation)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from reenact.geometry import angles_to_matrix
+from reenact.ict import correspondence, ict_to_head
 from reenact.raster import interpolate, rasterize
 
 FACE_END, SOCKET_END, EYE_SOCKET_END, GUMS_END, TEETH_END, EYEBALL_END = 11248, 13294, 14062, 17039, 21451, 24591
@@ -84,3 +86,19 @@ def to_image(points: torch.Tensor, px_per_cm: float, centre: tuple[float, float]
     """Model points (cm, y up, z to viewer) [..., 3] to a frontal image frame (x right, y down, z away)."""
     return torch.stack([points[..., 0] * px_per_cm + centre[0], -points[..., 1] * px_per_cm + centre[1],
                         -points[..., 2] * px_per_cm], -1)
+
+
+def render_head(full: dict, identity: torch.Tensor, angles: torch.Tensor, distance: float = 0.0, size: int = 512,
+                px_per_cm: float = 15.0):
+    """A subject of the full model (identity weights [I], neutral expression) at head angles [B, 3] (yaw, pitch,
+    roll in degrees, `reenact.geometry`), orthographic (distance 0) or through a pinhole `distance` cm away:
+    uint8 images [B, size, size, 3], the head a little below the centre as a portrait frames it."""
+    neutral = torch.from_numpy(full["neutral"])
+    verts = neutral + torch.einsum("i,ivc->vc", identity, torch.from_numpy(full["identity_modes"]).float())
+    _, head_from_ict, _ = ict_to_head(full, correspondence())
+    cam = verts[None] @ (angles_to_matrix(angles) @ head_from_ict.float()).transpose(1, 2)  # x right, y down, z away
+    if distance:
+        cam = torch.cat([cam[..., :2] * distance / (cam[..., 2:] + distance), cam[..., 2:]], -1)
+    images, _ = render(px_per_cm * cam + torch.tensor([size / 2, size / 2 + 20, 0.0]),
+                       opaque_triangles(torch.from_numpy(full["polygons"])), vertex_colours(neutral), size, size)
+    return images
