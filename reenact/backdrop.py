@@ -2,13 +2,16 @@
 
 The mask decides what moves: the person moves with the head, the background stays (see `reenact.warp.resample`).
 Where the head uncovers background, a wider mask (`fringe`) says what was person: segmentation fades out over
-the outermost hair, and those pixels, left in place, would trace the old head outline.
+the outermost hair, and those pixels, left in place, would trace the old head outline. What shows there is the
+`plate`: the picture with the person filled in from the background around it (once per run), at its own place, so
+the uncovered background continues the lines around it instead of showing a displaced copy.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import kornia.filters as kf
 import torch.nn.functional as F
 
 from reenact.crop import warp_affine
@@ -17,28 +20,67 @@ from reenact.structures import Crop, Record
 
 FRINGE = 0.25  # person-mask value from which a pixel fully counts as person where it is uncovered ...
 FRINGE_GROW = 0.006  # ... and the reach beyond the mask, as a fraction of the picture's larger side
+GRAIN_SIGMA = 2  # px: detail finer than this blur counts as the background's grain (see `grain`)
 
 
 @dataclass(frozen=True)
 class Backdrop(Record):
-    """A source picture: image [3, H, W] in [0, 1], its soft person mask [1, H, W] and the fringe [1, H, W]."""
+    """A source picture: image [3, H, W] in [0, 1], its soft person mask [1, H, W], the fringe [1, H, W] and the
+    background plate [3, H, W]."""
 
     image: torch.Tensor
     person: torch.Tensor
     fringe: torch.Tensor
+    plate: torch.Tensor
 
     @classmethod
     def of(cls, image: torch.Tensor, person: torch.Tensor) -> "Backdrop":
-        """The backdrop of an image and its person mask; the fringe is the mask over FRINGE, grown by FRINGE_GROW."""
-        k = 2 * max(1, round(FRINGE_GROW * max(image.shape[-2:]))) + 1
-        fringe = F.max_pool2d((person / FRINGE).clamp(0, 1)[None], k, stride=1, padding=k // 2)[0]
-        return cls(image, person, fringe)
+        """The backdrop of an image and its person mask; the fringe is the mask over FRINGE, grown by FRINGE_GROW;
+        the plate fills the fringe grown once more (hair the mask missed) from the background beyond it."""
+        reach = max(1, round(FRINGE_GROW * max(image.shape[-2:])))
+        fringe = grow((person / FRINGE).clamp(0, 1), reach)
+        known = 1 - grow(fringe, reach)
+        return cls(image, person, fringe, fill_in(image, known) + (1 - known) * grain(image, known))
 
     def to(self, device) -> "Backdrop":
-        return Backdrop(*(x.to(device) for x in (self.image, self.person, self.fringe)))
+        return Backdrop(*(x.to(device) for x in (self.image, self.person, self.fringe, self.plate)))
 
     def cropped(self, crop: Crop) -> "Backdrop":
         """The same picture seen through a crop (image px -> crop px)."""
         inv = crop.image_from_crop[None].to(self.image.device)
         return Backdrop(*(warp_affine(x[None], inv, (crop.size, crop.size))[0]
-                          for x in (self.image, self.person, self.fringe)))
+                          for x in (self.image, self.person, self.fringe, self.plate)))
+
+
+def grow(mask: torch.Tensor, reach: int) -> torch.Tensor:
+    """The mask [1, H, W] grown by `reach` px (a square max filter, as two 1D passes)."""
+    k = 2 * reach + 1
+    rows = F.max_pool2d(mask[None], (1, k), stride=1, padding=(0, reach))
+    return F.max_pool2d(rows, (k, 1), stride=1, padding=(reach, 0))[0]
+
+
+def fill_in(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The image [C, H, W] with the pixels that `known` [1, H, W] (in [0, 1]) leaves out filled from the known
+    ones around them (push-pull: weighted averages down a pyramid, read back up where a level knows too little),
+    so a fill continues the colours of its border smoothly; known pixels keep their own colour."""
+    levels = [(image * known, known)]
+    while min(levels[-1][1].shape[-2:]) > 1:
+        levels.append(tuple(F.avg_pool2d(x[None], 2, ceil_mode=True)[0] for x in levels[-1]))
+    total, weight = levels[-1]
+    filled = total / weight.clamp_min(1e-8)
+    for total, weight in reversed(levels[:-1]):
+        coarse = F.interpolate(filled[None], size=total.shape[-2:], mode="bilinear", align_corners=False)[0]
+        sure = weight.clamp(0, 1e-3) * 1e3  # a level's own average wherever it saw any known pixel
+        filled = torch.lerp(coarse, total / weight.clamp_min(1e-8), sure)
+    return filled
+
+
+def grain(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fixed noise [C, H, W] as strong as the fine detail of the known pixels around each place: a smooth fill
+    over a textured background (canvas, foliage, film grain) would show as a flat blot. Seeded: the same plate
+    every run."""
+    k = 2 * GRAIN_SIGMA * 3 + 1
+    detail = image - kf.gaussian_blur2d(image[None], (k, k), (GRAIN_SIGMA, GRAIN_SIGMA))[0]
+    strength = fill_in(detail.square(), known).clamp_min(0).sqrt()
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(0)).to(image.device)
+    return strength * noise

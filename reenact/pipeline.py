@@ -40,7 +40,7 @@ from third_party_wrappers.facemesh import segment_person
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 11  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 12  # part of the rendered segments' cache key: bump when rendering changes its output
 MAX_CROP_SCALE = 3.0  # the crop grows with the head's travel up to this scale
 
 FACE_MARGIN = 0.5  # the driving frame around the driver's landmark box that the mouth fill may read (of its size)

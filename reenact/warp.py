@@ -13,8 +13,9 @@ For each target frame we build a backward map (target pixel -> where to read in 
    (the body below the neck stays, as it would on a turning neck).
 3. Background (person segmentation): a pixel that was background stays the source's own unless its read lands
    on the person (the head moved over it), so straight lines behind a turning head stay straight; a pixel the
-   head uncovers shows the background its read finds beyond the person, not a smear of hair. Pixels read from
-   less than `STILL` away stay the source's.
+   head uncovers shows the background plate (the source with the person filled in from the background around
+   it), not a smear of hair or a displaced copy of the background. Pixels read from less than `STILL` away stay
+   the source's.
 4. The mouth hole (a fan from the inner-lip centre) reads the driving frame's mouth, colour-matched to
    the source lips, weighted by how much wider the target mouth opens than the source's: an opening up to
    `STRETCH[0]` times the source's shows the source's own interior stretched (an open source mouth keeps its own
@@ -163,6 +164,7 @@ def _splat_field(points: torch.Tensor, values: torch.Tensor, fallback: torch.Ten
 
 
 STILL = 1.0  # px: a pixel read from less than this far blends toward the unmoved source, so static pixels stay exact
+STRETCH_BAND = 0.6  # the head motion's fade is at least the rim's travel / this wide (see _head_alpha)
 BORDER = 0.06  # fraction of the crop size over which the motion fades to zero at the crop's edge
 
 
@@ -177,7 +179,7 @@ def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = 
     """Images [N, 3, h, w] of a window (top-left pixel `origin`) of the backdrop's grid whose pixels read the
     source `shift` [N, 2, h, w] px away. Where the read lands on the person, it shows (the head moved there);
     elsewhere a pixel that was background stays the source's own (the background never bends), and one that was
-    person (now uncovered) shows the background the read finds beyond the person, not a smear of hair."""
+    person (now uncovered) shows the backdrop's plate, the background behind it."""
     n, _, h, w = shift.shape
     y0, x0 = origin
     size = backdrop.image.shape[-2:]
@@ -189,11 +191,12 @@ def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = 
     moved, person = sampled[:, :3], sampled[:, 3:]
     base = backdrop.image[None, :, y0:y0 + h, x0:x0 + w]
     was_person = backdrop.fringe[None, :, y0:y0 + h, x0:x0 + w]
+    behind = torch.lerp(base, backdrop.plate[None, :, y0:y0 + h, x0:x0 + w], was_person)
     moving = torch.hypot(shift[:, 0], shift[:, 1])[:, None]  # 50x faster on CPU than norm over the channel dim
-    # the moved pixel where the read lands on the person or the pixel was person, the source's own elsewhere,
-    # and the source's own where the read barely moves: one blend, its weight on one channel
-    weight = moving.div_(STILL).clamp_(0, 1).mul_(person + was_person - person * was_person)
-    return torch.lerp(base.expand_as(moved), moved, weight.expand_as(moved))
+    # the moved pixel where the read lands on the person, else what lies behind (the plate where the pixel was
+    # person, the source's own elsewhere); the source's own where the read barely moves
+    shown = torch.lerp(behind.expand_as(moved), moved, person.expand_as(moved))
+    return torch.lerp(base.expand_as(moved), shown, moving.div_(STILL).clamp_(0, 1).expand_as(moved))
 
 
 @dataclass(frozen=True)
@@ -356,17 +359,28 @@ class WarpRenderer:
         grid = pixels_to_grid(pts, size)[:, None]
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
 
-    def _head_alpha(self, pts: torch.Tensor, pose: HeadPose) -> torch.Tensor:
-        """Weight [B, h, w] of the head motion: 1 inside the head ellipse, fading to 0 outside and at the crop edge."""
+    def _head_alpha(self, pts: torch.Tensor, pose: HeadPose, head: torch.Tensor) -> torch.Tensor:
+        """Weight [B, h, w] of the head motion: 1 inside the head ellipse, fading to 0 outside and at the crop edge.
+        The fade is at least `cfg.falloff` of the ellipse wide, and wider where the head's motion `head` (affines
+        [B, 3, 2]) moves the ellipse's rim further, so that the motion changes by at most 1.5 * STRETCH_BAND px per
+        px across it: the read never folds back, which would mirror what lies there (long hair, a shoulder) into a
+        streak dragged after the head."""
         cfg = self.cfg
-        rel = pts[None] - pose.translation[:, None, None, :2]
         ux = F.normalize(pose.rotation[:, :2, 0], dim=-1)
         uy = torch.stack([ux[:, 1], -ux[:, 0]], -1)  # head up in the image, perpendicular to the eye line
+        turn = torch.linspace(0, 2 * math.pi, 17, device=pts.device)[:-1]
+        half = torch.stack([cfg.head_width * turn.cos(), torch.where(turn.sin() > 0, cfg.head_up, cfg.head_down)
+                            * turn.sin()], -1) * pose.scale[:, None, None]  # [B, 16, 2] rim, head-frame px
+        rim = pose.translation[:, None, :2] + half[..., :1] * ux[:, None] + half[..., 1:] * uy[:, None]
+        reach = (_apply(head, rim) - rim).norm(dim=-1).amax(-1)  # [B] px the rim moves
+        band = torch.maximum(torch.full_like(reach, cfg.falloff),
+                             reach / (STRETCH_BAND * pose.scale * min(cfg.head_width, cfg.head_up, cfg.head_down)))
+        rel = pts[None] - pose.translation[:, None, None, :2]
         a = (rel * ux[:, None, None]).sum(-1) / (pose.scale[:, None, None] * cfg.head_width)
         b = (rel * uy[:, None, None]).sum(-1) / pose.scale[:, None, None]
         b = torch.where(b > 0, b / cfg.head_up, b / cfg.head_down)
         r = (a * a + b * b).sqrt()
-        alpha = 1 - _smoothstep((r - 1) / cfg.falloff)
+        alpha = 1 - _smoothstep((r - 1) / band[:, None, None])
         border = pts / self.size
         edge = torch.minimum(border, 1 - border).amin(-1)
         return alpha * _smoothstep(edge / BORDER)[None]
@@ -456,7 +470,7 @@ class WarpRenderer:
         field = F.interpolate(field.permute(0, 3, 1, 2), size=(r, r), mode="bilinear",
                               align_corners=False).permute(0, 2, 3, 1)
         pts = self._centres(r)
-        outside = pts + self._head_alpha(pts, pose)[..., None] * field
+        outside = pts + self._head_alpha(pts, pose, head)[..., None] * field
         blur = kf.gaussian_blur2d(covered[:, None], (7, 7), (1.5, 1.5))[:, 0]
         m = (_smoothstep(2 * blur - 1) * covered)[..., None]
         return m * mesh_src + (1 - m) * outside

@@ -1,5 +1,6 @@
 """The default renderer on the real s42 portrait: identity, rigid shift, still background, mouth fill."""
 import numpy as np
+import kornia.filters as kf
 import pytest
 import torch
 
@@ -37,6 +38,19 @@ def renderer_setup(path):
 
 def shifted(pose: HeadPose, dx: float) -> HeadPose:
     return HeadPose(pose.rotation, pose.translation + torch.tensor([dx, 0.0, 0.0]), pose.scale)
+
+
+def test_a_far_moving_head_does_not_fold_its_surroundings(setup):
+    """A head moving 0.3-1.2 eye-corner distances sideways: across the head motion's fade, every crop pixel
+    outside the face still reads further right than its left neighbour (no fold: a fold mirrors hair or a shoulder
+    into a streak dragged after the head, as the fixed-width fade did past 0.6)."""
+    _, verts, renderer, pose = setup
+    for travel in (0.3, 0.6, 1.2):
+        dx = float(pose.scale[0]) * travel
+        m = renderer.warp_map(0, (verts + torch.tensor([dx, 0.0, 0.0]))[None], shifted(pose, dx))
+        step = (m.read[0, :, 1:, 0] - m.read[0, :, :-1, 0]) * m.read.shape[1] / 256  # d read x / d x
+        outside = (m.covered[0, :, 1:] + m.covered[0, :, :-1]) == 0
+        assert float(step[outside].min()) > 0.05, travel
 
 
 def test_identity_warp_reproduces_source(setup):
@@ -98,18 +112,19 @@ def test_an_open_source_mouth_keeps_its_own_interior(media):
 
 @pytest.fixture()
 def disc_backdrop():
-    """A textured picture with a person disc (radius 30) in the middle of 128 x 128."""
+    """A textured picture with a person disc (radius 30) in the middle of 128 x 128, its plate a flat grey."""
     g = torch.Generator().manual_seed(0)
     image = torch.rand(3, 128, 128, generator=g)
     ys, xs = torch.meshgrid(torch.arange(128) + 0.5, torch.arange(128) + 0.5, indexing="ij")
     person = (((xs - 64) ** 2 + (ys - 64) ** 2).sqrt() < 30).float()[None]
-    return Backdrop(image, person, person)
+    return Backdrop(image, person, person, torch.full_like(image, 0.5))
 
 
 def test_resample_moves_the_person_over_a_still_background(disc_backdrop):
     """Every pixel reads 6 px to its right (the person moves 6 px left): the background that stays visible is the
     source's own pixels (not shifted), the person covers background on its left, and the strip it uncovers on its
-    right shows the background found 6 px further right, never the person's colours."""
+    right shows the background plate at its own place, neither the person's colours nor a shifted copy of the
+    background."""
     image, person = disc_backdrop.image, disc_backdrop.person[0]
     shift = torch.zeros(1, 2, 128, 128)
     shift[:, 0] = 6.0
@@ -121,8 +136,25 @@ def test_resample_moves_the_person_over_a_still_background(disc_backdrop):
     assert torch.allclose(out[:, covered], torch.roll(image, -6, dims=2)[:, covered])
     uncovered = (person == 1) & (read_person == 0)
     assert uncovered.sum() > 100
-    assert torch.allclose(out[:, uncovered], torch.roll(image, -6, dims=2)[:, uncovered])
-    assert not torch.allclose(out[:, uncovered], image[:, uncovered])
+    assert torch.allclose(out[:, uncovered], disc_backdrop.plate[:, uncovered])
+
+
+def test_the_plate_continues_the_background_behind_the_person():
+    """A person disc over a left-to-right gradient with fine grain: the plate keeps every background pixel, fills
+    the disc close to the gradient it interrupts (not one flat mean colour), and gives the fill grain as strong as
+    the background's, not a flat blot."""
+    g = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(160) + 0.5, torch.arange(160) + 0.5, indexing="ij")
+    image = (xs / 160).expand(3, -1, -1) + 0.03 * torch.randn(3, 160, 160, generator=g)
+    person = (((xs - 80) ** 2 + (ys - 80) ** 2).sqrt() < 40).float()[None]
+    backdrop = Backdrop.of(image, person)
+    hole = backdrop.fringe[0] > 0
+    known = ((xs - 80) ** 2 + (ys - 80) ** 2).sqrt() > 50
+    assert torch.equal(backdrop.plate[:, known], image[:, known])
+    smooth = kf.gaussian_blur2d(backdrop.plate[None], (15, 15), (4.0, 4.0))[0]
+    assert (smooth[:, hole] - (xs / 160)[hole]).abs().mean() < 0.05  # the gradient goes on through the hole
+    grain = (backdrop.plate - smooth)[:, hole].std()
+    assert 0.5 < grain / (image - kf.gaussian_blur2d(image[None], (15, 15), (4.0, 4.0))[0])[:, known].std() < 1.5
 
 
 def test_resample_keeps_pixels_read_from_nowhere(disc_backdrop):
