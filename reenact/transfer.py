@@ -38,7 +38,6 @@ class TransferConfig:
     max_yaw: float = 40.0  # deg the output head may turn from the source's; larger turns are limited softly
     max_pitch: float = 30.0  # deg, the same up or down (a 2D warp tears beyond these)
     max_zoom: float = 1.3  # factor the output head may grow or shrink from the source's; beyond, limited softly
-    max_shift: float = 0.8  # outer eye-corner distances the output head may move from the source's; beyond, softly
     pose: bool = True  # follow the driver's head pose (False: expression only)
     expression: bool = True  # follow the driver's expression (False: pose only)
 
@@ -115,13 +114,6 @@ def limit_turn(rotation: torch.Tensor, source: torch.Tensor, max_yaw: float, max
     return out
 
 
-def limit_shift(shift: torch.Tensor, limit: float) -> torch.Tensor:
-    """Translations [T, 3] whose in-image length is soft-limited to `limit` (depth is left as it is)."""
-    length = shift[:, :2].norm(dim=-1, keepdim=True)
-    scale = soft_limit(length, limit) / length.clamp_min(1e-9)
-    return torch.cat([shift[:, :2] * scale, shift[:, 2:]], 1)
-
-
 def _repeat_pose(pose: HeadPose, n: int) -> HeadPose:
     return HeadPose(pose.rotation[:1].expand(n, -1, -1), pose.translation[:1].expand(n, -1), pose.scale[:1].expand(n))
 
@@ -136,8 +128,7 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
         delta = drv.rotation @ drv.rotation[ref].T
         ratio = src.scale[0] / drv.scale[ref]
         pose = HeadPose(limit_turn(delta @ src.rotation[0], src.rotation[0], cfg.max_yaw, cfg.max_pitch),
-                        src.translation[0] + limit_shift(drv.translation - drv.translation[ref], cfg.max_shift * float(drv.scale[ref]))
-                        * ratio,
+                        src.translation[0] + (drv.translation - drv.translation[ref]) * ratio,
                         src.scale[0] * soft_limit((drv.scale / drv.scale[ref]).log(), math.log(cfg.max_zoom)).exp())
     else:
         pose = HeadPose(limit_turn(drv.rotation.clone(), src.rotation[0], cfg.max_yaw, cfg.max_pitch),
