@@ -5,7 +5,7 @@
 Each pair runs in a fresh process (so its peak memory is its own) through the stage functions of
 `reenact.pipeline`: `prepare` twice (with an empty, then a filled track cache: the difference is the
 track stage), pose + expression, smoothing and transfer re-timed on the cached tracks, then
-`warp_chunks` (render, with decoding read ahead), `compose_frames` and the `VideoWriter` (encode).
+`WarpSceneRenderer.chunks` (render, with decoding read ahead), `compose_frames` and the `VideoWriter` (encode).
 The output is then scored with `reenact.evaluate`. Compare two commits by running this on each.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch
 from reenact.cache import WorkDir
 from reenact.evaluate import SERIES, Report, evaluate
 from reenact.expression import extract_motion, load_face_model
-from reenact.pipeline import RunConfig, compose_frames, prepare, warp_chunks
+from reenact.pipeline import RunConfig, compose_frames, prepare
+from reenact.warp_render import WarpSceneRenderer
 from reenact.smooth import smooth_motion
 from reenact.structures import Tracks
 from reenact.transfer import transfer
@@ -65,7 +66,7 @@ def run_pair(source: Path, driving: Path) -> PairResult:
         secs.update({"track": cold - warm, "pose+expression": t1 - t0, "smooth": t2 - t1, "transfer": t3 - t2,
                      "crop+segment": max(warm - (t3 - t0), 0.0)})
         writer = None
-        chunks = warp_chunks(scene, reader, cfg, torch.device("cpu"))
+        chunks = WarpSceneRenderer(scene, reader, cfg.warp, cfg.output, torch.device("cpu")).chunks()
         while True:
             t0 = time.perf_counter()
             item = next(chunks, None)

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from reenact.cache import WorkDir
 from reenact.expression import FaceModelConfig, load_face_model
 from reenact.inputs import frames_to_tensor
-from reenact.pipeline import RunConfig, make_renderer, prepare, render_range
+from reenact.pipeline import RunConfig, prepare
+from reenact.warp_render import make_renderer, render_range
 from third_party_wrappers.image import write_image
 from third_party_wrappers.video import open_video
 
@@ -52,7 +53,7 @@ def main() -> None:
         idx = np.linspace(0, reader.info.n_frames - 1, args.frames).round().astype(int).tolist()
         drv = frames_to_tensor(reader.read(idx))
     scenes = (replace(scene, dense=None), scene)  # the landmark mesh, the dense face
-    renderers = [make_renderer(s, cfg, device) for s in scenes]
+    renderers = [make_renderer(s, cfg.warp, device) for s in scenes]
     rows = []
     for k, i in enumerate(idx):
         outs = [render_range(r, s, i, 1, device, drv[k:k + 1]).image for r, s in zip(renderers, scenes)]

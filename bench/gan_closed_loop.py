@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from reenact.eg3d import frontal_label, load_generator, lookat_label, mirror_label  # noqa: E402
-from reenact.gan_render import (face_points, filtered_masks, mirror_points, mirrored_views,  # noqa: E402
-                                reproject_mask, spi_weight, symmetry_filter)
+from reenact.gan_render import face_points, reproject_mask  # noqa: E402
+from reenact.symmetry import filtered_masks, mirror_points, mirrored_views, spi_weight, symmetry_filter  # noqa: E402
 from reenact.invert import project, project_sequence, render, w_stats  # noqa: E402
 from reenact.losses import ImageLoss  # noqa: E402
 from reenact.tune import inpaint_mouth, tune_generator  # noqa: E402

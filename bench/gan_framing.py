@@ -11,18 +11,64 @@ in `faces`. Needs real weights: random ones draw no faces.
 """
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reenact.eg3d import load_generator  # noqa: E402
-from reenact.errors import ReenactError  # noqa: E402
-from reenact.gan_check import framing  # noqa: E402
+from reenact.crop import apply_affine, eg3d_crop  # noqa: E402
+from reenact.eg3d import frontal_label, load_generator  # noqa: E402
+from reenact.eg3d.camera import label_from_rotation  # noqa: E402
+from reenact.errors import InputError, ReenactError  # noqa: E402
 from reenact.gan_render import GanConfig  # noqa: E402
+from reenact.geometry import angles_to_matrix  # noqa: E402
+from reenact.inputs import tensor_to_frames  # noqa: E402
+from reenact.invert import render  # noqa: E402
 from reenact.pipeline import RunConfig, resolve_device  # noqa: E402
+from reenact.pose import estimate_pose  # noqa: E402
+from reenact.track import track_image  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Per (seed, asked angle) [N, A]: NaN where no face was tracked in the render."""
+
+    asked: torch.Tensor  # [A, 2] yaw, pitch in degrees (head angles, `reenact.geometry.head_angles`)
+    offset: torch.Tensor  # [N, A, 2] the render's centre in the face's EG3D crop, minus the crop centre, / side
+    scale: torch.Tensor  # [N, A] the EG3D crop's px per render px
+    tracked: torch.Tensor  # [N, A, 3] tracked yaw, pitch, roll in degrees
+
+
+@torch.no_grad()
+def framing(G, asked: torch.Tensor, seeds: list[int], psi: float = 0.7) -> Framing:
+    """Render seeds' faces (truncation psi, mapped with the frontal camera) at the cameras of the head angles
+    `asked` [A, 2] (yaw, pitch, degrees) and measure how the EG3D crop of each tracked face sits on the render."""
+    device = next(G.parameters()).device
+    s = G.img_resolution
+    rotation = angles_to_matrix(torch.cat([asked.float(), torch.zeros(len(asked), 1)], 1))
+    cameras = label_from_rotation(rotation).to(device)
+    offset = torch.full((len(seeds), len(asked), 2), float("nan"))
+    scale = torch.full((len(seeds), len(asked)), float("nan"))
+    tracked = torch.full((len(seeds), len(asked), 3), float("nan"))
+    centre = torch.tensor([[s / 2, s / 2]])
+    for i, seed in enumerate(seeds):
+        z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+        w = G.mapping(z, frontal_label(1, device=device), truncation_psi=psi)
+        images = render(G, w.expand(len(asked), -1, -1), cameras)
+        for j, frame in enumerate(tensor_to_frames(images)):
+            try:
+                tracks = track_image(np.ascontiguousarray(frame))
+            except InputError:
+                continue
+            crop = eg3d_crop(tracks.landmarks[0], s).crop_from_image
+            offset[i, j] = (apply_affine(crop, centre)[0] - s / 2) / s
+            scale[i, j] = crop[0, 0]
+            tracked[i, j] = estimate_pose(tracks).angles()[0]
+    return Framing(asked, offset, scale, tracked)
 
 
 def main() -> int:

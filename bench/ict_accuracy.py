@@ -29,7 +29,8 @@ import torch
 
 from reenact.data.ict_render import opaque_triangles, render, vertex_colours
 from reenact.geometry import angles_to_matrix, head_angles
-from reenact.ict import FitConfig, IctModel, correspondence, ict_to_head, locate_model, read_model, with_gaze
+from reenact.ict import FitConfig, IctModel
+from reenact.ict_basis import correspondence, ict_to_head, locate_model, read_model, with_gaze
 from reenact.pose import estimate_pose, to_image
 from reenact.structures import Tracks
 from reenact.track import track_image

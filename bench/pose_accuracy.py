@@ -25,7 +25,8 @@ import torch
 
 from reenact.data.ict_render import render_head
 from reenact.geometry import head_angles
-from reenact.ict import IctModel, locate_model, read_model
+from reenact.ict import IctModel
+from reenact.ict_basis import locate_model, read_model
 from reenact.observe import load_observer, observe_video
 from reenact.pose import estimate_pose
 from reenact.structures import Tracks

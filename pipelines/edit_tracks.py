@@ -12,13 +12,8 @@ from pathlib import Path
 
 import torch
 
-from reenact.driving import driving_motion
-from reenact.expression import load_face_model
-from reenact.pipeline import RunConfig, reenact_video
-from reenact.presets import MOUTH_CORNERS
-from reenact.structures import Motion
-from reenact.track import track_frames
-from third_party_wrappers.video import open_video
+from reenact import MOUTH_CORNERS, Motion, RunConfig, driving_motion, load_face_model, open_video, reenact_video, \
+    track_frames
 
 
 def exaggerate_smile(motion: Motion, factor: float) -> Motion:

@@ -21,29 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reenact.cache import WorkDir
-from reenact.canonical import IRIS_CENTRES, LIP_GAP
-from reenact.errors import InputError, ReenactError
-from reenact.expression import extract_motion, load_face_model
-from reenact.gan_render import GanConfig, prepare_gan, render_gan
-from reenact.geometry import angles_to_matrix
-from reenact.inputs import frames_to_tensor
-from reenact.pipeline import RunConfig, build_scene, compose_frames, make_renderer, render_range, resolve_device
-from reenact.presets import ARKIT, mesh_offsets
-from reenact.structures import HeadPose, Motion
-from reenact.track import track_image
-from third_party_wrappers.image import read_image, write_gif, write_image
-from third_party_wrappers.video import VideoWriter
+from reenact import (ARKIT, FLAG_ALIASES, GanSceneRenderer, HeadPose, InputError, Motion, MotionClock, ReenactError,
+                     RunConfig, VideoWriter, WarpSceneRenderer, WorkDir, add_config_flags, angles_to_matrix,
+                     build_config, build_scene, compose_frames, expressive_region, extract_motion, load_face_model,
+                     mesh_offsets, read_image, resolve_device, track_image, write_gif, write_image)
 
-EXPRESSION_REGION = 0.35  # eye-corner distances: mouth, eyes and brows take a driving photo's shape within this
-
-
-def _expression_region(shape: torch.Tensor) -> torch.Tensor:
-    """Weight [478, 1] of the expressive parts (mouth, eyes, brows) of a head-frame shape."""
-    centres = torch.cat([shape[list(IRIS_CENTRES)], shape[list(LIP_GAP)].mean(0, keepdim=True)])
-    centres = torch.cat([centres, shape[list(IRIS_CENTRES)] + torch.tensor([0.0, 0.2, 0.0])])  # brows
-    d = (shape[:, None, :2] - centres[None, :, :2]).norm(dim=-1).min(1).values
-    return (1 - ((d - EXPRESSION_REGION) / 0.2).clamp(0, 1))[:, None]
+STILL_SECTIONS = ("track", "face", "crop", "warp", "gan", "output")  # the settings a still uses (flags of the run's)
 
 
 def _named_coeffs(source: Motion, values: dict[str, float]) -> torch.Tensor:
@@ -67,36 +50,22 @@ def target_motions(source: Motion, poses: torch.Tensor, coeffs: torch.Tensor) ->
     return Motion(pose, expression, source.shape, torch.ones(n, dtype=torch.bool), 0.0, 0)
 
 
-class _StillFrames:
-    """The GAN path's frame reader for a still: the driving photo for every target, or no driving frames."""
-
-    def __init__(self, image: np.ndarray | None):
-        self.image = image
-
-    def read(self, idx: list[int]) -> np.ndarray | None:
-        return None if self.image is None else np.repeat(self.image[None], len(idx), 0)
-
-
 def _render(source_rgb: np.ndarray, src_tracks, source: Motion, target: Motion, model, cfg: RunConfig,
             driving_rgb: np.ndarray | None = None, driving: Motion | None = None) -> np.ndarray:
     """Target views through the warp renderer, or with `cfg.gan.generator` through the 3D GAN path (all views
-    share one expression, so only the first and last are projected)."""
-    scene = build_scene(source_rgb, src_tracks, source, driving or target, target, model, cfg)
+    share one expression, so only the first and last are projected); the driving photo, if any, stands for the
+    driving frame of every view."""
+    scene = build_scene(source_rgb, src_tracks, source, driving or target, target, model, cfg.crop, cfg.warp.mesh,
+                        cfg.face)
     device = resolve_device(cfg)
+    clock = MotionClock(len(target), 25.0, driving_rgb)
+    output = replace(cfg.output, compare=False)
     if cfg.gan.generator:
-        gan_cfg = replace(cfg, gan=replace(cfg.gan, keyframe_every=len(target)))
-        state = prepare_gan(scene, _StillFrames(driving_rgb), gan_cfg, device, WorkDir(Path(), enabled=False))
-        draw = lambda start, n: render_gan(state, scene, torch.arange(start, start + n), device)  # noqa: E731
+        renderer = GanSceneRenderer(scene, clock, replace(cfg.gan, keyframe_every=len(target)), cfg.warp, output,
+                                    device, WorkDir(Path(), enabled=False))
     else:
-        drv = None if driving_rgb is None else frames_to_tensor(driving_rgb[None]).to(device)
-        renderer = make_renderer(scene, cfg, device)
-        draw = lambda start, n: render_range(renderer, scene, start, n, device, drv,  # noqa: E731
-                                            images=cfg.output.crop_only)
-    frames = []
-    for start in range(0, len(target), cfg.output.chunk):
-        rendered = draw(start, min(cfg.output.chunk, len(target) - start))
-        frames.append(compose_frames(scene, None, rendered, cfg.output))
-    return np.concatenate(frames)
+        renderer = WarpSceneRenderer(scene, clock, cfg.warp, output, device)
+    return np.concatenate([compose_frames(scene, None, rendered, output) for _, rendered in renderer.chunks()])
 
 
 def animate_still(source_rgb: np.ndarray, driving_rgb: np.ndarray | None = None, *, yaw: float = 0.0,
@@ -118,7 +87,7 @@ def animate_still(source_rgb: np.ndarray, driving_rgb: np.ndarray | None = None,
         if source.expression.names:
             coeffs = driving.expression.coeffs[0]
         else:
-            coeffs = (_expression_region(source.shape) * (driving.shape - source.shape)).reshape(-1)
+            coeffs = (expressive_region(source.shape) * (driving.shape - source.shape)).reshape(-1)
         target = target_motions(source, driving.pose.rotation[:1], coeffs)
         return _render(source_rgb, src_tracks, source, target, model, cfg, driving_rgb, driving)[0]
     angles = torch.tensor([[yaw, pitch, roll]], dtype=torch.float32)
@@ -191,21 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strength", type=float, default=1.0, help="multiplies the preset")
     p.add_argument("--turntable", type=int, metavar="N", help="write N views sweeping yaw instead of one image")
     p.add_argument("--fps", type=float, default=25.0, help="turntable video frame rate")
-    p.add_argument("--crop-only", action="store_true", help="write the aligned crop, not the whole portrait")
     p.add_argument("--device", default="auto", help="torch device (auto: cuda for --generator when present, else cpu)")
-    gan = GanConfig()
-    p.add_argument("--generator", help="EG3D checkpoint: render through the 3D GAN path (see README)")
-    p.add_argument("--steps-first", type=int, default=gan.steps_first, help="GAN path: projection steps")
-    p.add_argument("--steps-per-frame", type=int, default=gan.steps_per_frame,
-                   help="GAN path: projection steps of the last turntable view, warm-started")
-    p.add_argument("--tune-steps", type=int, default=gan.tune_steps, help="GAN path: pivotal-tuning steps")
+    add_config_flags(p, RunConfig, FLAG_ALIASES, STILL_SECTIONS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="reenact: %(message)s")
-    cfg = replace(RunConfig(progress=False, device=args.device), output=replace(RunConfig().output,
-                                                                                  crop_only=args.crop_only),
-                  gan=replace(gan, generator=args.generator, steps_first=args.steps_first,
-                              steps_per_frame=args.steps_per_frame, tune_steps=args.tune_steps))
     try:
+        cfg = replace(build_config(RunConfig, args), progress=False, device=args.device)
         if args.output.resolve() in {args.source.resolve(), args.driving and args.driving.resolve()}:
             raise InputError(f"{args.output}: the output path is an input; choose another -o")
         source = read_image(args.source)

@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from reenact.errors import MissingAssetError, ReenactError
-from reenact.ict import cache_dir, default_location, find_model
+from reenact.ict_basis import cache_dir, default_location, find_model
 
 ICT_URL = "https://github.com/ICT-VGL/ICT-FaceKit/archive/1922d84282a3faf345dbf949c4a63b09f87907bc.zip"
 UPSTREAM_SHA256 = {  # files of FaceXModel/ at that commit (identical to ../shared/facemodels/ict-facekit)

@@ -1,8 +1,8 @@
 """Work folder: cached stage records keyed by a digest of their inputs and settings.
 
-A key hashes the stage name, the record schema version, the settings (dataclass reprs) and the
-content of input files, so it changes exactly when something the stage depends on changes. Records
-are written atomically (see `reenact.structures`); an unreadable or mismatched entry is logged,
+A key hashes the stage name and version, the record schema version, the settings (dataclass reprs) and the
+content of input files (given as `Path`), so it changes exactly when something the stage depends on changes.
+Entries are written atomically (see `reenact.structures`); an unreadable or mismatched entry is logged,
 deleted and recomputed, never used.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from reenact.errors import CacheError
+from reenact.errors import ReenactError
 from reenact.structures import SCHEMA_VERSION
 
 log = logging.getLogger("reenact")
@@ -36,18 +36,19 @@ def file_digest(path: Path) -> str:
 
 
 def key_of(name: str, parts) -> str:
-    """Digest of a stage name and its dependencies; existing paths contribute their content."""
+    """Digest of a stage name and its dependencies: a `Path` contributes its file's (or folder's) content (a missing
+    one its name), anything else its repr (a string stays a string, even where a file of that name exists)."""
     h = hashlib.sha256(f"{name}:{SCHEMA_VERSION}".encode())
     for part in parts:
-        if isinstance(part, Path) or (isinstance(part, str) and Path(part).exists()):
-            h.update(file_digest(Path(part)).encode())
-        else:
-            h.update(repr(part).encode())
+        h.update(file_digest(part).encode() if isinstance(part, Path) and part.exists() else repr(part).encode())
     return h.hexdigest()[:16]
 
 
 class WorkDir:
-    """A folder of cached records; `enabled=False` computes everything afresh and stores nothing."""
+    """A folder of cached entries; `enabled=False` computes everything afresh and stores nothing.
+
+    An entry is named by its stage, that stage's version (bumped when the stage's output changes) and a digest of
+    what it depends on (inputs, that stage's config section)."""
 
     def __init__(self, root: Path, enabled: bool = True):
         self.root = Path(root)
@@ -57,19 +58,29 @@ class WorkDir:
     def temporary(cls) -> "WorkDir":
         return cls(Path(tempfile.mkdtemp(prefix="reenact-")), enabled=False)
 
-    def path(self, name: str, parts, suffix: str = ".npz") -> Path:
-        return self.root / f"{name}-{key_of(name, parts)}{suffix}"
+    def path(self, name: str, version: int, parts, suffix: str = ".npz") -> Path:
+        return self.root / f"{name}-{key_of(f'{name}/{version}', parts)}{suffix}"
 
-    def cached(self, name: str, record_type: type[R], parts, compute: Callable[[], R]) -> R:
-        """Load the record for (name, parts) if a valid one exists, else compute and store it."""
-        path = self.path(name, parts)
-        if self.enabled and path.exists():
-            try:
-                return record_type.load(path)
-            except CacheError as exc:
-                log.warning("discarding a corrupt cache entry: %s", exc)
-                path.unlink(missing_ok=True)
-        record = compute()
-        if self.enabled:
-            record.save(path)
-        return record
+    def load(self, path: Path, load: Callable[[Path], R]) -> R | None:
+        """The entry at `path` read by `load`, or None when caching is off or there is none; an unreadable entry is
+        logged, deleted and taken as none."""
+        if not (self.enabled and path.exists()):
+            return None
+        try:
+            return load(path)
+        except ReenactError as exc:
+            log.warning("discarding a corrupt cache entry: %s", exc)
+            path.unlink(missing_ok=True)
+            return None
+
+    def cached(self, name: str, version: int, parts, compute: Callable[[], R], load: Callable[[Path], R],
+               save: Callable[[R, Path], None] | None = None, suffix: str = ".npz") -> R:
+        """The entry for (name, version, parts) if a valid one exists, else `compute()`, stored by `save(value, path)`
+        (default: the record's own `save`)."""
+        path = self.path(name, version, parts, suffix)
+        value = self.load(path, load)
+        if value is None:
+            value = compute()
+            if self.enabled:
+                (save or type(value).save)(value, path)
+        return value

@@ -1,4 +1,5 @@
-"""Compose stage: paste animated crops back into the full source frame, and side-by-side panels.
+"""Compose stage: paste animated crops back into the full source frame, and side-by-side panels; the output's
+settings.
 
 The crop is resampled through its inverse transform and blended with a feathered seam (a mask that
 fades over `feather` of the crop size at its border, times the pixels the renderer filled: read from
@@ -7,11 +8,23 @@ output keeps the source's framing.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from reenact.crop import warp_affine
 from reenact.structures import Crop, Rendered
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    compare: bool = False  # write driving | source | result side by side
+    crop_only: bool = False  # write the animated crop instead of pasting it back into the source frame
+    max_side: int = 1280  # the source is downscaled to this size before anything else
+    chunk: int = 8  # frames rendered at once at 512 x 512 (fewer for larger frames; bounds memory)
+    segment: int = 64  # frames per encoded segment: the unit of resume after an interruption
+    crf: int = 18  # H.264 quality (lower is better)
 
 
 def feather_mask(size: int, feather: float = 0.08) -> torch.Tensor:
@@ -25,7 +38,8 @@ def feather_mask(size: int, feather: float = 0.08) -> torch.Tensor:
 def paste_back(background: torch.Tensor, rendered: Rendered, crop: Crop, feather: float = 0.08) -> torch.Tensor:
     """Frames [N, 3, H, W]: `background` [3, H, W] with the rendered crops blended in."""
     n, h, w = len(rendered.image), background.shape[-2], background.shape[-1]
-    alpha = feather_mask(crop.size, feather).to(rendered.image) * (rendered.valid + rendered.mouth).clamp(0, 1)
+    filled = rendered.valid if rendered.mouth is None else (rendered.valid + rendered.mouth).clamp(0, 1)
+    alpha = feather_mask(crop.size, feather).to(rendered.image) * filled
     layers = torch.cat([rendered.image, alpha], 1)
     full = warp_affine(layers, crop.crop_from_image[None].expand(n, -1, -1), (h, w), padding="zeros")
     a = full[:, 3:]

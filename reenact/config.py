@@ -48,11 +48,14 @@ def sections(config_cls: type) -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if dataclasses.is_dataclass(hints[f.name])}
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, aliases: dict[str, tuple[str, ...]]) -> None:
-    """Add `--section.field` flags (default: unset, so files and defaults show through) plus aliases; the help
-    shows the defaults of `config_cls()`, the values a run starts from."""
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type, aliases: dict[str, tuple[str, ...]],
+                     only: tuple[str, ...] | None = None) -> None:
+    """Add `--section.field` flags (default: unset, so files and defaults show through) plus aliases, for every
+    section or those named in `only`; the help shows the defaults of `config_cls()`, the values a run starts from."""
     defaults = config_cls()
     for name, cls in sections(config_cls).items():
+        if only is not None and name not in only:
+            continue
         group = parser.add_argument_group(f"{name} stage")
         hints, helps, section = typing.get_type_hints(cls), field_help(cls), getattr(defaults, name)
         for f in dataclasses.fields(cls):

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from reenact.canonical import load_canonical
-from reenact.errors import CacheError, InputError, MissingAssetError
-from reenact.ict import (MODEL, IctModel, at_landmarks, cached_basis, correspondence, ict_to_head, landmark_weights,
-                         locate_model)
+from reenact.errors import InputError, MissingAssetError
+from reenact.ict import MODEL, IctModel, landmark_weights
+from reenact.ict_basis import at_landmarks, cached_basis, correspondence, ict_to_head, locate_model
 from reenact.raster import rasterize
-from reenact.structures import Motion, atomic_write
+from reenact.structures import Motion, Record
 
 NARROW_FACE = 6706  # upstream vertex ranges: 0-6705 is the narrow face (skin, eyelids, lips)
 SURFACE_LANDMARKS = 468  # landmarks on the skin; the last 10 (irises) lie on the eyeballs
@@ -92,13 +92,13 @@ def _combine(weights: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class DenseBasis:
+class DenseBasis(Record):
     """The model's face surface in the canonical head frame, with its landmarks' places on it."""
 
     faces: torch.Tensor  # [F, 3] int64 triangles over the V kept vertices
     neutral: torch.Tensor  # [V, 3]
-    identity: torch.Tensor  # [I, V, 3] per unit (standard-normal) identity weight
-    expression: torch.Tensor  # [E, V, 3] per unit blend-shape weight
+    identity: torch.Tensor  # [I, V, 3] float16 (a cache of half the size) per unit (standard-normal) identity weight
+    expression: torch.Tensor  # [E, V, 3] float16 per unit blend-shape weight
     names: list  # E ARKit names
     landmark_vertices: torch.Tensor  # [468, 3] int64: the surface landmarks' triangle corners ...
     landmark_bary: torch.Tensor  # [468, 3] ... and barycentric weights (geometry only, no tracker bias)
@@ -133,39 +133,19 @@ class DenseBasis:
 
         identity = rows(torch.from_numpy(model["identity_modes"])).float() @ linear.T
         expression = rows(torch.from_numpy(model["expression_modes"])).float() @ linear.T
-        return cls(remap[torch.cat([tris, caps])], rows(neutral), identity, expression, list(model["expression_names"]),
+        return cls(remap[torch.cat([tris, caps])], rows(neutral), identity.half(), expression.half(),
+                   list(model["expression_names"]),
                    remap[lm_vertices], table["bary"][:SURFACE_LANDMARKS].float())
 
     def at_landmarks(self, verts: torch.Tensor) -> torch.Tensor:
         """The 468 surface landmarks [..., 468, 3] of dense vertices [..., V, 3]."""
         return (verts[..., self.landmark_vertices, :] * self.landmark_bary[..., None]).sum(-2)
 
-    def save(self, path: Path) -> None:
-        arrays = dict(version=DENSE_VERSION, names=np.array(self.names), faces=self.faces.int().numpy(),
-                      neutral=self.neutral.numpy(), identity=self.identity.half().numpy(),
-                      expression=self.expression.half().numpy(), landmark_vertices=self.landmark_vertices.int().numpy(),
-                      landmark_bary=self.landmark_bary.numpy())
-        atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
-
-    @classmethod
-    def load(cls, path: Path) -> "DenseBasis":
-        try:
-            with np.load(path, allow_pickle=False) as d:
-                if int(d["version"]) != DENSE_VERSION:
-                    raise CacheError(f"{path}: dense face basis of another version")
-                t = {k: torch.from_numpy(d[k]) for k in ("faces", "neutral", "identity", "expression",
-                                                          "landmark_vertices", "landmark_bary")}
-                names = [str(n) for n in d["names"]]
-        except (OSError, ValueError, KeyError) as exc:
-            raise CacheError(f"{path}: unreadable dense face basis ({exc})") from None
-        return cls(t["faces"].long(), t["neutral"], t["identity"].float(), t["expression"].float(), names,
-                   t["landmark_vertices"].long(), t["landmark_bary"])
-
 
 def dense_basis(path: str | Path | None = None) -> DenseBasis:
-    """The dense face of the model found at `path` (as `reenact.ict.locate_model` finds it: a missing model raises
+    """The dense face of the model found at `path` (as `reenact.ict_basis.locate_model` finds it: a missing model raises
     MissingAssetError), from the cache or built from the full model and cached."""
-    return cached_basis("ict-dense", DenseBasis, locate_model(path))
+    return cached_basis("ict-dense", DENSE_VERSION, DenseBasis, locate_model(path))
 
 
 def fit_identity(model: IctModel, source: Motion) -> torch.Tensor:
@@ -240,8 +220,9 @@ def subject_face(basis: DenseBasis, model: IctModel, source: Motion) -> DenseFac
     landmarks, coeffs = model.basis, source.expression.coeffs[0]
     tracked = source.shape + _combine(coeffs, landmarks.expression)
     weights = fit_identity(model, source)
-    identity = basis.neutral + _combine(weights, basis.identity)
-    posed = identity + _combine(coeffs, basis.expression)
+    expression = basis.expression.float()
+    identity = basis.neutral + _combine(weights, basis.identity.float())
+    posed = identity + _combine(coeffs, expression)
     on_mesh = basis.at_landmarks(posed)
     reported = model.identity_mesh(weights, coeffs[None], source.pose.rotation[:1])[0]
     view = source.pose.rotation[0, 2]  # the source camera's depth axis in the head frame
@@ -251,5 +232,5 @@ def subject_face(basis: DenseBasis, model: IctModel, source: Motion) -> DenseFac
     irises = tracked[SURFACE_LANDMARKS:] - _combine(coeffs, landmarks.expression[:, SURFACE_LANDMARKS:])
     eye_depth = torch.stack([depth_bias[loop].mean(0) for loop in load_canonical().eye_loops])  # right, left
     irises = irises - eye_depth.repeat_interleave(len(irises) // 2, 0)
-    moves = torch.cat([basis.at_landmarks(basis.expression), landmarks.expression[:, SURFACE_LANDMARKS:]], 1)
-    return DenseFace(basis.faces, rest, basis.expression, torch.cat([basis.at_landmarks(rest), irises]), moves)
+    moves = torch.cat([basis.at_landmarks(expression), landmarks.expression[:, SURFACE_LANDMARKS:]], 1)
+    return DenseFace(basis.faces, rest, expression, torch.cat([basis.at_landmarks(rest), irises]), moves)

@@ -3,7 +3,7 @@
     tracks -> pose -> screen (usable frames, shots, occlusions) -> reference frame among the usable ones
     -> pose + expression -> repair (per-shot references, gaps, eased cuts) -> smooth
 
-The one path from driving tracks to the motion that transfer takes, for the run, `python -m reenact.track`
+The one path from driving tracks to the motion that transfer takes, for the run, `python -m reenact.export_tracks`
 and the pipelines.
 """
 from __future__ import annotations

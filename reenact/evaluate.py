@@ -38,9 +38,10 @@ from reenact.identity import UNAVAILABLE, cosine_similarity, load_embedder
 from reenact.inputs import frames_to_tensor, load_source
 from reenact.observe import compare_observations, load_observer, observe_video, report_lines
 from reenact.pose import head_meshes, to_head_frame
-from reenact.quality import LPIPS_UNAVAILABLE, Lpips, psnr, ssim
+from reenact.quality import psnr, ssim
 from reenact.structures import Tracks
 from reenact.track import TrackConfig, track_image, track_video
+from third_party_wrappers.lpips_net import LPIPS_UNAVAILABLE, Lpips
 from third_party_wrappers.video import open_video
 
 MIN_FOUND = 0.01  # a video with a face in fewer frames than this cannot be evaluated

@@ -11,7 +11,8 @@ from typing import Literal, Protocol
 
 import torch
 
-from reenact.ict import IctModel, find_model
+from reenact.ict import IctModel
+from reenact.ict_basis import find_model
 from reenact.pose import estimate_pose, head_meshes, view_bias
 from reenact.structures import Expression, HeadPose, Motion, Tracks
 from reenact.transfer import MESH_OFFSET, choose_reference

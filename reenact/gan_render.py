@@ -23,41 +23,37 @@ work folder.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import kornia.filters as kf
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from reenact.cache import WorkDir, key_of
+from reenact.cache import WorkDir
 from reenact.compose import feather_mask
 from reenact.crop import apply_affine, eg3d_crop, warp_affine
-from reenact.eg3d import frontal_label, load_generator, mirror_label, save_generator
+from reenact.eg3d import frontal_label, load_generator, save_generator
 from reenact.eg3d.volume import sample_rays
-from reenact.errors import CacheError, ReenactError
-from reenact.inputs import prefetch
+from reenact.inputs import frame_chunks, frames_to_tensor
 from reenact.invert import (interpolate_latents, keyframe_indices, project_sequence, render, w_stats)
 from reenact.losses import ImageLoss, load_vgg16
-from reenact.pose import to_image
+from reenact.compose import OutputConfig
+from reenact.scene import Scene, pose_in_crop
 from reenact.structures import Crop, HeadPose, Latents, Rendered, atomic_write
+from reenact.symmetry import SPI_MIN_YAW, filtered_masks, mirrored_views, spi_weight
 from reenact.tune import inpaint_mouth, tune_generator
-
-if TYPE_CHECKING:
-    from reenact.pipeline import RunConfig, Scene
+from reenact.warp import WarpConfig
+from reenact.warp_render import make_renderer
 
 log = logging.getLogger("reenact")
+LATENTS_VERSION = 1  # part of the cached latents' key: bump when the projection changes its output
+TUNED_VERSION = 1  # part of the tuned generator's key: bump when tuning changes its output
 
-SPI_MIN_YAW = 0.2  # SPI: the mirrored pseudo view is used only for sources turned at least this far (rad)
-SPI_DEPTH_TOL = 0.05  # SPI's occlusion test: a point is seen if its ray distance is this close to the render's
-SPI_ASYMMETRY = 0.1  # mean |RGB| difference (0-1, blurred) of source and mirror above which a region is asymmetric
 
 
 @dataclass(frozen=True)
@@ -77,8 +73,6 @@ class GanConfig:
     ssim_weight: float = 1.0  # weight of the SSIM term (beside pixel L2)
     perceptual: Optional[str] = None  # VGG16 state dict (torchvision layout): adds the perceptual loss
     locality: float = 0.0  # PTI locality regulariser weight (PTI: 0.1; the paper: off)
-    tune_stop_loss: float = 0.0  # stop tuning once the running loss is below this (0: never)
-    final_depth_mul: int = 1  # depth samples x k for the final render (paper: 4)
     save_every: int = 10  # save latents every k keyframes (resume)
     checkpoint_every: int = 100  # save a tuning checkpoint every N steps (resume)
     seed: int = 1989  # paper: seed of sampling and frame order
@@ -92,7 +86,6 @@ class GanGeometry:
     gan_from_scene: torch.Tensor  # [2, 3] scene-crop px -> GAN-crop px
     source_pose: HeadPose  # T = 1
     target_pose: HeadPose  # [T]
-    target_at_source: torch.Tensor  # [T, 478, 3] target mesh at the source pose
     source_camera: torch.Tensor  # [1, 25]
     driving_cameras: torch.Tensor  # [T, 25]
 
@@ -103,43 +96,34 @@ def compose_affine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def gan_geometry(scene: Scene, size: int) -> GanGeometry:
-    """GAN crop, poses and cameras; the target mesh is re-posed from the target pose to the source pose."""
-    from reenact.pipeline import pose_in_crop  # the pipeline imports this module
-
+    """GAN crop, poses and cameras."""
     landmarks = apply_affine(scene.crop.image_from_crop, scene.source_verts)
     crop = eg3d_crop(landmarks, size)
     gan_from_scene = compose_affine(crop.crop_from_image, scene.crop.image_from_crop)
     source = pose_in_crop(scene.source.pose, crop)
     target = pose_in_crop(scene.target_pose, Crop(gan_from_scene, size))
-    verts = apply_affine(gan_from_scene, scene.target_verts)
-    head = (verts - target.translation[:, None]) @ target.rotation / target.scale[:, None, None]
-    return GanGeometry(crop, gan_from_scene, source, target, to_image(head, source), source.camera_labels(),
-                       target.camera_labels())
+    return GanGeometry(crop, gan_from_scene, source, target, source.camera_labels(), target.camera_labels())
 
 
-def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int], cfg: RunConfig,
+def expression_targets(scene: Scene, geo: GanGeometry, reader, frames: list[int], cfg: WarpConfig, chunk: int,
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Expression-edited source images at `frames`, uint8 [K,3,S,S], with face and mouth-hole masks [K,1,S,S].
 
     `reader.read(frames)` gives the driving frames [K,H,W,3] for the mouth fill, or None (a still without a
     driving photo: the renderer's own fill)."""
-    from reenact.pipeline import make_renderer  # the pipeline imports this module
-
     view = Crop(geo.gan_from_scene, geo.crop.size)
     renderer = make_renderer(scene, cfg, device, view)
     images, faces, holes = [], [], []
-    for i in range(0, len(frames), cfg.output.chunk):
-        idx = frames[i:i + cfg.output.chunk]
+    for i in range(0, len(frames), chunk):
+        idx = frames[i:i + chunk]
         n = len(idx)
         frames_rgb = reader.read(idx)
-        drv = None if frames_rgb is None else \
-            torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2).float().div(255).to(device)
-        target, dense = geo.target_at_source[idx], None
-        if scene.dense is not None:  # the dense face wearing the target expressions at the source's pose
-            target, dense = (apply_affine(view.crop_from_image, m).to(device)
-                             for m in scene.dense_meshes(scene.target, idx, at=scene.source.pose.repeat_first(n)))
+        drv = None if frames_rgb is None else frames_to_tensor(frames_rgb).to(device)
+        # the target expressions at the source's pose
+        target, dense = (None if m is None else apply_affine(view.crop_from_image, m).to(device)
+                         for m in scene.target_meshes(idx, at=scene.source.pose.repeat_first(n)))
         placed = None if scene.driving_verts is None else scene.driving_verts[idx].to(device)
-        out = renderer.render(idx[0], target.to(device), geo.source_pose.repeat_first(n, device), drv, placed, dense)
+        out = renderer.render(idx[0], target, geo.source_pose.repeat_first(n, device), drv, placed, dense)
         images.append(_to_uint8(out.image))
         faces.append(_to_uint8(out.face))
         holes.append(_to_uint8((out.mouth > 0.05).float()))
@@ -195,12 +179,11 @@ def _progress(enabled: bool, desc: str, total: int):
     return lambda it: iter(tqdm(it, desc=desc, total=total, disable=not enabled, leave=False))
 
 
-def invert_and_tune(G, scene: Scene, geo: GanGeometry, reader, cfg: RunConfig, device: torch.device,
-                    work: WorkDir):
+def invert_and_tune(G, scene: Scene, geo: GanGeometry, reader, g: GanConfig, warp: WarpConfig, chunk: int,
+                    device: torch.device, work: WorkDir, progress: bool):
     """Steps 1-3: (tuned G, keyframe latents, frame-0 face mask), loaded from the work folder when present."""
-    g = cfg.gan
     keyframes = keyframe_indices(len(geo.driving_cameras), g.keyframe_every)
-    targets, faces, holes = expression_targets(scene, geo, reader, keyframes, cfg, device)
+    targets, faces, holes = expression_targets(scene, geo, reader, keyframes, warp, chunk, device)
     loss_fn = ImageLoss(ssim=g.ssim_weight, vgg=load_vgg16(g.perceptual)).to(device)
     c_src, c_cond = geo.source_camera.to(device), frontal_label(1, device=device)
     pos = {f: i for i, f in enumerate(keyframes)}
@@ -227,118 +210,36 @@ def invert_and_tune(G, scene: Scene, geo: GanGeometry, reader, cfg: RunConfig, d
         target, masks, _ = views(0)
         return filtered_masks(target[:1], masks, c_src)
 
-    proj = {k: v for k, v in asdict(g).items() if k not in ("tune_steps", "tune_lr", "locality", "tune_stop_loss",
-                                                            "checkpoint_every", "final_depth_mul", "save_every")}
-    lat_key = (g.generator, _digest(targets, faces, holes, geo.source_camera), proj)
-    lat_path = work.path("gan-latents", lat_key)
-    done = _load_latents(lat_path, work)
-    if done is None or len(done.frames) < len(keyframes):
+    proj = {k: v for k, v in asdict(g).items() if k not in ("tune_steps", "tune_lr", "locality", "checkpoint_every",
+                                                            "save_every")}
+    lat_key = (Path(g.generator), _digest(targets, faces, holes, geo.source_camera), proj)
+    lat_path = work.path("gan-latents", LATENTS_VERSION, lat_key)
+    latents = work.load(lat_path, Latents.load)
+    if latents is None or len(latents.frames) < len(keyframes):
         w_avg, w_std = w_stats(G, c_cond, g.w_avg_samples, g.seed)
         torch.manual_seed(g.seed)
-        done = project_sequence(
+        latents = project_sequence(
             G, keyframes, views, loss_fn, w_avg=w_avg, w_std=w_std, steps_first=g.steps_first,
-            steps_per_frame=g.steps_per_frame, done=done, save_every=g.save_every,
+            steps_per_frame=g.steps_per_frame, done=latents, save_every=g.save_every,
             on_saved=(lambda lat: lat.save(lat_path)) if work.enabled else None,
             view_weights=lambda f: torch.tensor([1.0, w_m]) if w_m > 0 and f == 0 else None, mask_fn=mask_fn,
-            progress=_progress(cfg.progress, "project", len(keyframes)), lr=g.lr, w_plus=g.w_plus,
+            progress=_progress(progress, "project", len(keyframes)), lr=g.lr, w_plus=g.w_plus,
             noise_weight=g.noise_weight)
-    latents = done
 
-    tune_key = (lat_key, key_of("latents", [_digest(latents.w)]), g.tune_steps, g.tune_lr, g.locality,
-                g.tune_stop_loss)
-    tuned_path = work.path("gan-tuned", tune_key, ".pt")
-    if work.enabled and tuned_path.exists():
-        try:
-            return load_generator(tuned_path, device), latents, faces[:1]
-        except ReenactError as exc:
-            log.warning("discarding a corrupt tuned generator: %s", exc)
-            tuned_path.unlink(missing_ok=True)
-    full = inpainted_targets(G, latents, targets, holes, c_src, cfg.output.chunk)
-    tune_generator(G, latents.w, full, c_src, loss_fn, steps=g.tune_steps, lr=g.tune_lr, locality=g.locality,
-                   stop_loss=g.tune_stop_loss, checkpoint=work.path("gan-tune-ckpt", tune_key, ".pt")
-                   if work.enabled else None, checkpoint_every=g.checkpoint_every, seed=g.seed,
-                   progress=_progress(cfg.progress, "tune", g.tune_steps))
-    if work.enabled:
-        atomic_write(tuned_path, lambda tmp: save_generator(G, tmp))
-        work.path("gan-tune-ckpt", tune_key, ".pt").unlink(missing_ok=True)
-    return G, latents, faces[:1]
+    tune_key = (lat_key, _digest(latents.w), g.tune_steps, g.tune_lr, g.locality)
+    checkpoint = work.path("gan-tune-ckpt", TUNED_VERSION, tune_key, ".pt")
 
+    def tune():
+        full = inpainted_targets(G, latents, targets, holes, c_src, chunk)
+        tune_generator(G, latents.w, full, c_src, loss_fn, steps=g.tune_steps, lr=g.tune_lr, locality=g.locality,
+                       checkpoint=checkpoint if work.enabled else None, checkpoint_every=g.checkpoint_every,
+                       seed=g.seed, progress=_progress(progress, "tune", g.tune_steps))
+        return G
 
-def _load_latents(path: Path, work: WorkDir) -> Latents | None:
-    if not (work.enabled and path.exists()):
-        return None
-    try:
-        return Latents.load(path)
-    except CacheError as exc:
-        log.warning("discarding corrupt latents: %s", exc)
-        path.unlink(missing_ok=True)
-        return None
-
-
-def spi_weight(yaw: float) -> float:
-    """SPI's weight of the mirrored pseudo view for a source at `yaw` (rad): (1 - N(|yaw|; 0, 0.29) / 2.7) / 2,
-    0.30 at 0.2 rad rising to 0.5; 0 below 0.2 rad, where the pseudo view would nearly repeat the source."""
-    if abs(yaw) < SPI_MIN_YAW:
-        return 0.0
-    pdf = math.exp(-0.5 * (yaw / 0.29) ** 2) / (0.29 * math.sqrt(2 * math.pi))
-    return (1 - pdf / 2.7) / 2
-
-
-def mirrored_views(target: torch.Tensor, mask: torch.Tensor, camera: torch.Tensor):
-    """SPI pseudo view: the source and its mirror image at the mirrored camera. Hair, background and clothes
-    are asymmetric in general, so the mirror view supervises only the (masked) face region."""
-    return (torch.cat([target, target.flip(-1)]), torch.cat([mask, mask.flip(-1)]),
-            torch.cat([camera, mirror_label(camera)]))
-
-
-@torch.no_grad()
-def mirror_points(camera: torch.Tensor, depth: torch.Tensor, size: int,
-                  tol: float = SPI_DEPTH_TOL) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each source pixel's mirrored surface point lands in the source view, and whether it is seen there.
-
-    Each pixel of the source camera [1,25] is lifted to its surface point X by the rendered ray depth [1,1,r,r]
-    (bilinear to `size`), mirrored to M X (x -> -x, the head's symmetry plane) and projected back into the
-    source camera: grid [1,S,S,2] (grid_sample coordinates). M X is seen if its ray distance is within `tol` of
-    the rendered depth where it lands (SPI's occlusion test): visible [1,1,S,S] bool.
-    """
-    c2w, k = camera[:, :16].view(-1, 4, 4), camera[:, 16:].view(-1, 3, 3)
-    dist = F.interpolate(depth, size=(size, size), mode="bilinear", align_corners=False)
-    origins, dirs = sample_rays(c2w, k, size)
-    mirror = (origins + dist.reshape(1, -1, 1) * dirs) * torch.tensor([-1.0, 1.0, 1.0], device=depth.device)
-    rel = mirror - c2w[:, None, :3, 3]
-    uv = (rel @ c2w[:, :3, :3]) @ k.transpose(1, 2)
-    grid = (uv[..., :2] / uv[..., 2:].clamp_min(1e-6) * 2 - 1).view(1, size, size, 2)
-    seen = F.grid_sample(dist, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    near = (rel.norm(dim=-1).view(1, 1, size, size) - seen).abs() < tol
-    return grid, near & (grid.abs() <= 1).all(-1)[:, None]
-
-
-@torch.no_grad()
-def symmetry_filter(target: torch.Tensor, camera: torch.Tensor, depth: torch.Tensor,
-                    threshold: float = SPI_ASYMMETRY) -> torch.Tensor:
-    """Weight [1,1,S,S] of SPI's pseudo view (its pixels, i.e. flipped): 0 where it would copy an asymmetric region.
-
-    The pseudo view asserts that the surface point X seen at a source pixel looks like its mirror M X. Where the
-    source [1,3,S,S] sees M X too (`mirror_points` with the current render's depth), both sides are observed: if
-    their blurred colours differ by more than `threshold` (a parting, a mole, one-sided light), the assertion is
-    false and both pixels get no weight. Where M X is hidden, the pseudo view is the only evidence of that side
-    and keeps its weight. The dropped region is grown by 8 px and feathered (at 512 px).
-    """
-    s = target.shape[-1]
-    grid, visible = mirror_points(camera, depth, s)
-    ks, sigma = max(3, round(15 * s / 512)) | 1, 4.0 * s / 512
-    smooth = kf.gaussian_blur2d(target, (ks, ks), (sigma, sigma))
-    differ = (smooth - F.grid_sample(smooth, grid, mode="bilinear", padding_mode="border", align_corners=False)
-              ).abs().mean(1, keepdim=True)
-    r = max(1, round(8 * s / 512))
-    drop = F.max_pool2d((visible & (differ > threshold)).float(), 2 * r + 1, 1, r)
-    return 1 - kf.gaussian_blur2d(drop, (ks, ks), (sigma, sigma)).flip(-1)
-
-
-def filtered_masks(target: torch.Tensor, masks: torch.Tensor, camera: torch.Tensor):
-    """`project`'s mask_fn for SPI's two views of `mirrored_views`: the pseudo view's mask times the
-    `symmetry_filter` of the current geometry (the source view's rendered depth)."""
-    return lambda depth: torch.cat([masks[:1], masks[1:] * symmetry_filter(target, camera, depth[:1])])
+    tuned = work.cached("gan-tuned", TUNED_VERSION, tune_key, tune, lambda path: load_generator(path, device),
+                        lambda G, path: atomic_write(path, lambda tmp: save_generator(G, tmp)), ".pt")
+    checkpoint.unlink(missing_ok=True)
+    return tuned, latents, faces[:1]
 
 
 @torch.no_grad()
@@ -358,42 +259,41 @@ def inpainted_targets(G, latents: Latents, targets: torch.Tensor, holes: torch.T
 
 @dataclass(frozen=True)
 class GanState:
-    """What the final render needs, built once per run by `gan_chunks`."""
+    """What the final render needs, built once per run by `prepare_gan`."""
 
-    G: torch.nn.Module  # the tuned generator, final-render depth samples set
+    G: torch.nn.Module  # the tuned generator
     geo: GanGeometry
     latents: Latents
     points: torch.Tensor  # [P, 3] frame-0 face points in world coordinates
 
 
-def prepare_gan(scene: Scene, reader, cfg: RunConfig, device: torch.device, work: WorkDir) -> GanState:
+def prepare_gan(scene: Scene, reader, cfg: GanConfig, warp: WarpConfig, chunk: int, device: torch.device,
+                work: WorkDir, progress: bool = False) -> GanState:
     """Steps 1-3 and the frame-0 face lifted to 3D by the tuned generator's depth."""
-    G = load_generator(cfg.gan.generator, device)
+    G = load_generator(cfg.generator, device)
     log.info("3D GAN path on %s", device)
     geo = gan_geometry(scene, G.img_resolution)
-    G, latents, face0 = invert_and_tune(G, scene, geo, reader, cfg, device, work)
-    rk, mul = G.rendering_kwargs, cfg.gan.final_depth_mul
-    G.rendering_kwargs = {**rk, "depth_resolution": rk["depth_resolution"] * mul,
-                          "depth_resolution_importance": rk["depth_resolution_importance"] * mul}
+    G, latents, face0 = invert_and_tune(G, scene, geo, reader, cfg, warp, chunk, device, work, progress)
     c_src = geo.source_camera.to(device)
     with torch.no_grad():
         depth = G.synthesis(latents.w[:1].to(device), c_src, noise_mode="const")["image_depth"]
     return GanState(G, geo, latents, face_points(depth, c_src, face0.to(device).float() / 255))
 
 
-def gan_chunks(scene: Scene, reader, cfg: RunConfig, device: torch.device,
-               work: WorkDir) -> Callable[[int, int | None], Iterator[tuple[torch.Tensor, Rendered]]]:
-    """The 3D GAN renderer: a function of a frame range [start, end) yielding (driving frames [N,3,Hd,Wd],
-    rendered crops) per chunk, like `warp_chunks`. Inversion and tuning run on the first call only."""
-    prepared = functools.cache(lambda: prepare_gan(scene, reader, cfg, device, work))
+class GanSceneRenderer:
+    """The 3D GAN renderer of a scene, prepared once per run (inversion and tuning, with their own progress):
+    rendered crops of driving frames [start, end) per chunk, as `reenact.warp_render.WarpSceneRenderer` gives."""
 
-    def chunks(start: int = 0, end: int | None = None) -> Iterator[tuple[torch.Tensor, Rendered]]:
-        st = prepared()
-        for first, frames in prefetch(reader.chunks(cfg.output.chunk, start, end)):
-            drv = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255).to(device)
-            yield drv, render_gan(st, scene, torch.arange(first, first + len(frames)), device)
+    def __init__(self, scene: Scene, reader, cfg: GanConfig, warp: WarpConfig, output: OutputConfig,
+                 device: torch.device, work: WorkDir, progress: bool = False):
+        self.scene, self.reader, self.output, self.device = scene, reader, output, device
+        self.state = prepare_gan(scene, reader, cfg, warp, output.chunk, device, work, progress)
 
-    return chunks
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[tuple[torch.Tensor | None, Rendered]]:
+        """Per chunk: (driving frames [N, 3, Hd, Wd] for a side-by-side output, else None; rendered crops)."""
+        for first, n, frames in frame_chunks(self.reader, self.output.chunk, start, end):
+            drv = frames_to_tensor(frames).to(self.device) if self.output.compare and frames is not None else None
+            yield drv, render_gan(self.state, self.scene, torch.arange(first, first + n), self.device)
 
 
 def render_gan(st: GanState, scene: Scene, idx: torch.Tensor, device: torch.device) -> Rendered:
@@ -410,7 +310,7 @@ def render_gan(st: GanState, scene: Scene, idx: torch.Tensor, device: torch.devi
                          _placement(st.geo, idx).to(device), (size, size), padding="zeros")
     alpha = layers[:, 4:5] * scene.inside.to(device)
     out = layers[:, :3] * alpha + scene.source_crop.to(device) * (1 - alpha)
-    return Rendered(int(idx[0]), out, layers[:, 3:4], torch.zeros_like(alpha), alpha)
+    return Rendered(int(idx[0]), out, layers[:, 3:4], alpha)
 
 
 def _placement(geo: GanGeometry, idx: torch.Tensor) -> torch.Tensor:

@@ -81,6 +81,14 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         stop.set()
 
 
+def frame_chunks(reader, size: int, start: int = 0, end: int | None = None):
+    """(first frame, count, frames uint8 [count, H, W, 3] or None for a reader without frames) per chunk of `size`
+    frames of [start, end), decoded ahead in the background."""
+    last = reader.info.n_frames if end is None else end
+    for first, frames in prefetch(reader.chunks(size, start, end)):
+        yield first, min(size, last - first) if frames is None else len(frames), frames
+
+
 class FrameRange:
     """Frames [start, end) of a video reader, re-indexed from 0, behind the same interface (info, chunks, read)."""
 
@@ -113,15 +121,21 @@ class FrameRange:
 
 
 class MotionClock:
-    """A frameless stand-in for a driving video when only its motion is known: chunks yield (start, None)."""
+    """A stand-in for a driving video when only its motion is known: chunks yield (start, None), or with a driving
+    photo `still` (uint8 [H, W, 3], a still's driver) that photo for every frame."""
 
-    def __init__(self, n_frames: int, fps: float):
-        self.info = VideoInfo("", fps, n_frames, 0, 0, False, "motion")
+    def __init__(self, n_frames: int, fps: float, still: np.ndarray | None = None):
+        self.info = VideoInfo("", fps, n_frames, 0 if still is None else still.shape[0],
+                              0 if still is None else still.shape[1], False, "motion")
+        self.still = still
+
+    def read(self, idx) -> np.ndarray | None:
+        return None if self.still is None else np.repeat(self.still[None], len(idx), 0)
 
     def chunks(self, size: int = 64, start: int = 0, end: int | None = None):
         end = self.info.n_frames if end is None else end
         for first in range(start, end, size):
-            yield first, None
+            yield first, self.read(range(first, min(first + size, end)))
 
     def close(self) -> None:
         pass

@@ -20,6 +20,7 @@ ARKIT = {
                  "eyeWide_R": 0.6, "jawOpen": 0.3},
 }
 MOUTH_CORNERS = (61, 291)
+EXPRESSION_REGION = 0.35  # eye-corner distances: mouth, eyes and brows take a driving photo's shape within this
 
 
 def _gauss(points: torch.Tensor, centre: torch.Tensor, radius: float) -> torch.Tensor:
@@ -65,3 +66,12 @@ def mesh_offsets(name: str, strength: float = 1.0) -> torch.Tensor:
     else:
         raise InputError(f"unknown expression preset {name!r}; choose from {', '.join(ARKIT)}")
     return strength * d
+
+
+def expressive_region(shape: torch.Tensor) -> torch.Tensor:
+    """Weight [478, 1] of the expressive parts (mouth, eyes, brows) of a head-frame shape: where a still takes a
+    driving photo's face shape (the rest of the shape is the subject's own)."""
+    centres = torch.cat([shape[list(IRIS_CENTRES)], shape[list(LIP_GAP)].mean(0, keepdim=True)])
+    centres = torch.cat([centres, shape[list(IRIS_CENTRES)] + torch.tensor([0.0, 0.2, 0.0])])  # brows
+    d = (shape[:, None, :2] - centres[None, :, :2]).norm(dim=-1).min(1).values
+    return (1 - ((d - EXPRESSION_REGION) / 0.2).clamp(0, 1))[:, None]

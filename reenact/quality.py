@@ -1,19 +1,16 @@
 """Image reconstruction metrics for inversion and rendering: PSNR, SSIM and (optionally) LPIPS.
 
 Images are float tensors [N, 3, H, W] in [0, 1]; every metric returns one value per image [N].
-LPIPS needs the `lpips` package (which needs torchvision) and its linear-layer weights by path.
+LPIPS (`third_party_wrappers.lpips_net`) needs the `lpips` package and its linear-layer weights by path.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import kornia.metrics
 import torch
 
-from reenact.errors import InputError, MissingAssetError
+from reenact.errors import InputError
 
 SSIM_WINDOW = 11
-LPIPS_UNAVAILABLE = "LPIPS: unavailable (install lpips + torchvision and pass --lpips weights.pth)"
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -36,21 +33,3 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Structural similarity (11-px Gaussian window, kornia) per image [N]; 1 for identical images."""
     _check_pair(a, b)
     return kornia.metrics.ssim(a.float(), b.float(), SSIM_WINDOW).mean((1, 2, 3))
-
-
-class Lpips:
-    """Learned perceptual distance (AlexNet LPIPS v0.1) per image [N]; lower is closer."""
-
-    def __init__(self, weights: Path):
-        try:
-            import lpips
-        except ImportError:
-            raise MissingAssetError(LPIPS_UNAVAILABLE) from None
-        if not Path(weights).is_file():
-            raise MissingAssetError(f"{weights}: no such LPIPS weights file")
-        self.net = lpips.LPIPS(net="alex", model_path=str(weights), verbose=False).eval()
-
-    @torch.no_grad()
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        _check_pair(a, b)
-        return self.net(a * 2 - 1, b * 2 - 1).flatten()

@@ -16,22 +16,9 @@ from pathlib import Path
 from reenact.cache import WorkDir
 from reenact.config import add_config_flags, build_config, config_to_json, load_config_file
 from reenact.errors import InputError, ReenactError
-from reenact.pipeline import RunConfig, reenact_video
+from reenact.pipeline import FLAG_ALIASES, RunConfig, reenact_video
 from reenact.tracks_io import load_tracks
 
-ALIASES = {
-    "transfer.ref_frame": ("--ref-frame",),
-    "transfer.mode": ("--mode",),
-    "transfer.expression_scale": ("--expression-scale",),
-    "smooth.method": ("--smooth",),
-    "output.compare": ("--compare",),
-    "output.crop_only": ("--crop-only",),
-    "gan.generator": ("--generator",),
-    "gan.steps_first": ("--steps-first",),
-    "gan.steps_per_frame": ("--steps-per-frame",),
-    "gan.tune_steps": ("--tune-steps",),
-    "gan.keyframe_every": ("--keyframe-every",),
-}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,12 +29,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, default=None, help="first driving frame to use (default 0)")
     p.add_argument("--end", type=int, default=None, help="one past the last driving frame to use (default: all)")
     p.add_argument("-o", "--output", type=Path, help="output MP4 (default: outputs/<source>--<driving>.mp4)")
-    p.add_argument("--device", default=None, help="torch device for rendering: cpu, cuda, cuda:1, or auto (the default: cuda for "
-                   "the 3D GAN path when a GPU is present, else cpu)")
+    p.add_argument("--device", default=None, help="torch device for rendering: cpu, cuda, cuda:1, or auto (the "
+                   "default: cuda for the 3D GAN path when a GPU is present, else cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
     p.add_argument("--allow-truncated", action="store_true", default=None,
                    help="process the readable part of a truncated driving video instead of stopping")
-    p.add_argument("--pose-only", action="store_true", help="follow the driver's head pose, keep the source's expression")
+    p.add_argument("--pose-only", action="store_true",
+                   help="follow the driver's head pose, keep the source's expression")
     p.add_argument("--expression-only", action="store_true",
                    help="follow the driver's expression, keep the source's head pose")
     p.add_argument("--work-dir", type=Path, help="folder for cached intermediate records (default: beside the output)")
@@ -58,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
                    "instead of tracking DRIVING, which still gives the frames and the audio")
     p.add_argument("--config", type=Path, help="JSON file of options (as --print-config writes); flags override it")
     p.add_argument("--print-config", action="store_true", help="print the effective options as JSON and exit")
-    add_config_flags(p, RunConfig, ALIASES)
+    add_config_flags(p, RunConfig, FLAG_ALIASES)
     return p
 
 

@@ -190,8 +190,8 @@ class Rendered(Record):
     start: int
     image: torch.Tensor  # [N, 3, S, S] float in [0, 1]
     face: torch.Tensor  # [N, 1, S, S] face region of the target
-    mouth: torch.Tensor  # [N, 1, S, S] mouth interior filled by the renderer
     valid: torch.Tensor  # [N, 1, S, S] pixels that come from the source
+    mouth: torch.Tensor | None = None  # [N, 1, S, S] mouth interior painted by the renderer (None: it paints none)
 
 
 @dataclass(frozen=True)

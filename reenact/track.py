@@ -27,6 +27,7 @@ from third_party_wrappers.facemesh import FaceMesh, face_detection_scores
 from third_party_wrappers.video import open_video
 
 TRACK_CHUNK = 16  # frames decoded at once per tracking part: each part holds three such chunks (read ahead)
+TRACKS_VERSION = 1  # part of the cached tracks' key: bump when tracking changes its output
 
 
 @dataclass(frozen=True)
@@ -150,11 +151,3 @@ def fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     flat = values.reshape(len(values), -1)
     filled = np.stack([np.interp(t, t[found], col) for col in flat[found].T], 1)
     return filled.reshape(values.shape).astype(values.dtype)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from reenact.tracks_io import main
-
-    sys.exit(main())

@@ -61,7 +61,7 @@ def _load_checkpoint(path: Path | None, G, opt, gen: torch.Generator) -> int:
 
 
 def tune_generator(G, ws: torch.Tensor, targets: torch.Tensor, c: torch.Tensor, loss_fn: Callable, *, steps: int,
-                   lr: float = 1e-3, locality: float = 0.0, locality_alpha: float = 30.0, stop_loss: float = 0.0,
+                   lr: float = 1e-3, locality: float = 0.0, locality_alpha: float = 30.0,
                    checkpoint: Path | None = None, checkpoint_every: int = 100, seed: int = 1989,
                    progress: Callable[[Iterator], Iterator] = iter):
     """Tune G in place on (ws [K,num_ws,w_dim], targets [K,3,S,S] uint8 or [0,1]) at camera c [1,25]; returns G.
@@ -74,7 +74,6 @@ def tune_generator(G, ws: torch.Tensor, targets: torch.Tensor, c: torch.Tensor, 
     opt = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.9, 0.999))
     gen = torch.Generator().manual_seed(seed)
     start = _load_checkpoint(checkpoint, G, opt, gen)
-    running = None
     for step in progress(range(start, steps)):
         for group in opt.param_groups:
             group["lr"] = lr * lr_ramp(step / steps)
@@ -88,13 +87,8 @@ def tune_generator(G, ws: torch.Tensor, targets: torch.Tensor, c: torch.Tensor, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        value = float(loss.detach())
-        running = value if running is None else 0.9 * running + 0.1 * value
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             _save_checkpoint(checkpoint, G, opt, step + 1, gen.get_state())
-        if stop_loss > 0 and running < stop_loss:
-            log.info("generator tuning stopped early at step %d (running loss %.4f)", step + 1, running)
-            break
     return G.requires_grad_(False)
 
 

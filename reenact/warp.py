@@ -3,10 +3,10 @@
 For each target frame we build a backward map (target pixel -> where to read in the source crop):
 1. Inside the face mesh: barycentric rasterization of the target mesh (nearest triangle wins, so a
    turning head occludes itself correctly); each pixel reads the same barycentric point of the source
-   mesh. The eye holes are closed by fans from the iris centres, so gaze follows the driver. Given a
-   `DenseMesh` (the ICT model's face surface, `reenact.dense_face`), that surface is rasterized in front of
-   the landmark mesh: it decides wherever it covers, and the landmark mesh with its eye and mouth fans shows
-   through its eye and mouth openings and fills the rest of the face outline.
+   mesh. The eye holes are closed by fans from the iris centres, so gaze follows the driver. This mesh map is
+   a component (`LandmarkMeshMap`); `DenseMeshMap` rasterizes a finer surface (the ICT model's face,
+   `reenact.dense_face`) in front of the landmark mesh: it decides wherever it covers, and the landmark mesh with
+   its eye and mouth fans shows through its eye and mouth openings and fills the rest of the face outline.
 2. Outside: a smooth field extrapolated from the mesh (normalised Gaussian splatting of the vertex
    displacements, falling back to the head's 2D affine motion far away), applied inside an ellipse
    around the head that covers hair, ears and neck and fades to zero beyond it and at the crop border
@@ -39,13 +39,19 @@ from reenact.backdrop import Backdrop
 from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, load_canonical
 from reenact.crop import apply_affine, pixels_to_grid
 from reenact.inputs import frames_to_tensor, tensor_to_frames
-from reenact.raster import interpolate, rasterize
+from reenact.raster import face_mask, interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Record, Rendered
 
-MOUTH_CENTRE = 478  # extra vertex: centre of the inner-lip contour
 MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
 LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
 STRETCH = (1.25, 2.0)  # target / source mouth-hole area over which the driver's mouth fill fades in
+CLOSED_MOUTH = (0.04, 0.01)  # source mouth-hole area (eye-corner distances squared) below which its lips count
+# as closed (fully at the second), so a newly opened mouth is painted (not stretched from a closed line)
+SHADE = (0.6, 0.3)  # a painted mouth's brightness, of the lips': at its rim, and darker by this much deep inside
+MOUTH_DEPTH_BLUR = (9, 2.0)  # map px (kernel, sigma): how far inside the mouth hole the shade deepens
+FACE_EDGE_BLUR = (7, 1.5)  # map px (kernel, sigma): the face map blends into the field over this rim
+MIN_MAP = 8  # px: the smallest map and field grids
+TEETH_GAIN = (0.8, 1.25)  # brightness gain range of the driver's mouth (more saturates yellowish teeth)
 
 
 @dataclass(frozen=True)
@@ -60,14 +66,6 @@ class WarpConfig:
     outline_depth: float = -0.6  # head-frame depth of hair, ears and neck (eye-corner distances; nose tip +0.49)
     mouth_fill: bool = True  # fill a newly opened mouth from the driving frame
     mesh: Literal["auto", "landmarks", "dense"] = "auto"  # mesh map surface; auto: dense with the ICT face model
-
-
-@dataclass(frozen=True)
-class DenseMesh:
-    """A finer face surface for the mesh map: triangles over its own vertices, and where they lie in the source."""
-
-    faces: torch.Tensor  # [F, 3] int64
-    source: torch.Tensor  # [V, 3] crop px, at the source's pose and expression
 
 
 def _smoothstep(x: torch.Tensor) -> torch.Tensor:
@@ -248,7 +246,7 @@ def crop_images(backdrop: Backdrop, inside: torch.Tensor, m: WarpMap) -> Rendere
         (y0, x0), (h, w) = m.mouth_origin, m.mouth.shape[-2:]
         mouth[..., y0:y0 + h, x0:x0 + w] = m.mouth
         image[..., y0:y0 + h, x0:x0 + w] = torch.lerp(image[..., y0:y0 + h, x0:x0 + w], m.fill, m.mouth)
-    return Rendered(m.start, image.clamp(0, 1), up(m.covered[:, None]), mouth, valid * (1 - mouth))
+    return Rendered(m.start, image.clamp(0, 1), up(m.covered[:, None]), valid * (1 - mouth), mouth)
 
 
 def _footprint(crop: Crop, box: tuple[float, float, float, float], shape) -> tuple[int, int, int, int]:
@@ -311,46 +309,102 @@ def paste_frames(backdrop: Backdrop, m: WarpMap, crop: Crop, rgb: np.ndarray | N
     return frames
 
 
+class LandmarkMeshMap:
+    """Step 1 over the landmark mesh, its eye and mouth holes closed by fans: at raster size r, the target mesh's
+    coverage, its mouth fan, and per pixel the same surface point in the source crop and the driving frame."""
+
+    def __init__(self, source_verts: torch.Tensor):
+        """source_verts [478, 3]: the source's landmarks, crop px."""
+        face = load_canonical()
+        eyes, mouth = face.hole_fans()
+        device = source_verts.device
+        self.faces = torch.cat([face.triangles, eyes, mouth]).to(device)
+        self.mouth_faces = torch.arange(len(self.faces), device=device) >= len(self.faces) - len(mouth)
+        self.src_verts = _with_mouth_centre(source_verts)
+
+    def __call__(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int, size: int):
+        """Coverage [N, r, r] of target meshes tgt [N, 479, 3] (crop px, with the mouth centre) over a size^2 crop,
+        their mouth fans [N, r, r] (bool), and per pixel the source and driving points [N, r, r, 4] (crop px,
+        driving px, from the driving meshes drv) of the same surface point; `dense_verts`: the dense surface's
+        target vertices [N, V, 3] exactly when this map has one."""
+        if dense_verts is not None:
+            raise ValueError("a landmark mesh map takes no dense_verts")
+        attrs = torch.cat([self.src_verts[None].expand(len(tgt), -1, -1)[..., :2], drv[..., :2]], -1)
+        return self._raster(tgt, self.faces, self.mouth_faces, attrs, r, size)
+
+    @staticmethod
+    def _raster(verts, faces, mouth_faces, attrs, r: int, size: int):
+        frags = rasterize(verts * (r / size), faces, r, r)
+        return (frags.pix_to_face >= 0).float(), face_mask(frags, mouth_faces), interpolate(frags, attrs)
+
+
+class DenseMeshMap(LandmarkMeshMap):
+    """Step 1 through a finer face surface (the ICT model's, `reenact.dense_face`) rasterized in front of the
+    landmark mesh: it decides wherever it covers, and the landmark mesh with its fans shows through its eye and
+    mouth openings and fills the rest of the face outline."""
+
+    def __init__(self, source_verts: torch.Tensor, faces: torch.Tensor, source: torch.Tensor):
+        """source_verts [478, 3]: the surface's landmarks; faces [F, 3] int64 over its vertices, source [V, 3]:
+        where they lie in the source (crop px)."""
+        super().__init__(source_verts)
+        self.dense_faces, self.source = faces.to(source.device), source
+        # the winding of the dense triangles that face the camera (most of them, in the source)
+        self.front = torch.sign(_signed_areas(source[None], self.dense_faces).sum())
+        # one mesh: the dense triangles over unshared corners (so that each frame can drop its own), then the
+        # landmark mesh; the corners' source positions
+        corners = torch.arange(3 * len(faces), device=source.device).view(-1, 3)
+        self.all_faces = torch.cat([corners, self.faces + corners.numel()])
+        self.all_mouth = torch.cat([torch.zeros(len(corners), dtype=torch.bool, device=source.device),
+                                    self.mouth_faces])
+        self.corner_src = source[self.dense_faces.flatten(), :2]
+
+    def __call__(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int, size: int):
+        """As the landmark map's, the dense surface's target vertices given. A frame's dense triangles that face
+        away from the camera (the far side of the nose, a lid's fold) are dropped (non-finite corners, which the
+        rasterizer skips): the surface's front hides them, except at a fold, where they would show the texture of
+        the wrong side. The landmark mesh is pushed behind all of the surface in depth; the dense corners' driving
+        attribute is unused (no mouth fan there)."""
+        if dense_verts is None:
+            raise ValueError("a dense mesh map needs the surface's target vertices (dense_verts)")
+        away = _signed_areas(dense_verts, self.dense_faces) * self.front <= 0
+        corners = dense_verts[:, self.dense_faces.flatten()].masked_fill(away.repeat_interleave(3, 1)[..., None],
+                                                                          float("nan"))
+        behind = (dense_verts[..., 2].amax(1) - tgt[..., 2].amin(1)).clamp_min(0) + 1
+        verts = torch.cat([corners, tgt + F.pad(behind[:, None, None], (2, 0))], 1)
+        src = self.corner_src[None].expand(len(tgt), -1, -1)
+        landmarks = torch.cat([self.src_verts[None].expand(len(tgt), -1, -1)[..., :2], drv[..., :2]], -1)
+        attrs = torch.cat([torch.cat([src, src], -1), landmarks], 1)
+        return self._raster(verts, self.all_faces, self.all_mouth, attrs, r, size)
+
+
 class WarpRenderer:
     """Warps one source crop to many target meshes; see the module docstring for the method."""
 
-    def __init__(self, backdrop: Backdrop, source_verts: torch.Tensor, source_pose: HeadPose, inside: torch.Tensor,
-                 cfg: WarpConfig = WarpConfig(), dense: DenseMesh | None = None):
-        """backdrop: the source crop [3, S, S] in [0, 1] with its person mask; source_verts [478, 3] and
-        source_pose [1]: crop px; inside [1, S, S]: crop pixels that lie inside the source image; `dense`: a surface
-        for the mesh map."""
+    def __init__(self, backdrop: Backdrop, mesh_map: LandmarkMeshMap, source_pose: HeadPose, inside: torch.Tensor,
+                 cfg: WarpConfig = WarpConfig()):
+        """backdrop: the source crop [3, S, S] in [0, 1] with its person mask; `mesh_map`: step 1 over the landmark
+        mesh or a dense surface (on the backdrop's device); source_pose [1]: crop px; inside [1, S, S]: crop pixels
+        that lie inside the source image."""
         source = backdrop.image
         face = load_canonical()
-        eyes, mouth = face.hole_fans()
-        self.faces = torch.cat([face.triangles, eyes, mouth]).to(source.device)
-        self.mouth_faces = torch.arange(len(self.faces), device=source.device) >= len(self.faces) - len(mouth)
         self.size = source.shape[-1]
         self.backdrop = backdrop
         self.inside = inside
-        self.src_verts = _with_mouth_centre(source_verts.to(source.device))
+        self.mesh_map = mesh_map
+        self.src_verts = mesh_map.src_verts
         self.source_pose = HeadPose(*(x.to(source.device) for x in (source_pose.rotation, source_pose.translation,
                                                                     source_pose.scale)))
         self.outline = face.outer_loop.to(source.device)
         self.cfg = cfg
-        self.dense = dense
-        if dense is not None:
-            self.dense = DenseMesh(dense.faces.to(source.device), dense.source.to(source.device))
-            # the winding of the dense triangles that face the camera (most of them, in the source)
-            self.front = torch.sign(_signed_areas(self.dense.source[None], self.dense.faces).sum())
-            # one mesh: the dense triangles over unshared corners (so that each frame can drop its own), then the
-            # landmark mesh; the corners' source positions
-            corners = torch.arange(3 * len(dense.faces), device=source.device).view(-1, 3)
-            self.dense_faces = torch.cat([corners, self.faces + corners.numel()])
-            self.dense_mouth = torch.cat([torch.zeros(len(corners), dtype=torch.bool, device=source.device),
-                                          self.mouth_faces])
-            self.corner_src = self.dense.source[self.dense.faces.flatten(), :2]
         self.skin = face.rigid.to(source.device)
         self.skin_mean = self._sample_at(source[None], self.src_verts[None, self.skin, :2], source.shape[-2:]).mean(-1)
-        self.lip_mean = self._sample_at(source[None], self.src_verts[None, list(LIPS), :2], source.shape[-2:])[0].mean(-1)
+        self.lip_mean = self._sample_at(source[None], self.src_verts[None, list(LIPS), :2],
+                                        source.shape[-2:])[0].mean(-1)
         self.src_mouth_area = _polygon_area(self.src_verts[face.mouth_loop, :2])
         eye_dist = (self.src_verts[33, :2] - self.src_verts[263, :2]).norm()
         # how closed the source mouth is (1: closed lips; 0: open, its own interior is warped instead of painted)
-        self.src_closed = float(((0.04 - self.src_mouth_area / eye_dist**2) / 0.03).clamp(0, 1))
+        ajar, shut = CLOSED_MOUTH
+        self.src_closed = float(((ajar - self.src_mouth_area / eye_dist**2) / (ajar - shut)).clamp(0, 1))
         self._grid: tuple = (None, None)
 
     @staticmethod
@@ -402,12 +456,10 @@ class WarpRenderer:
         is shaded from the source's lips, like a motion without video); dense_verts [N, V, 3] (crop px) are the
         target dense surface, needed when the renderer has one.
         """
-        if (self.dense is None) != (dense_verts is None):
-            raise ValueError("dense_verts are needed exactly when the renderer was given a dense mesh")
-        r = max(8, int(round(self.size * self.cfg.raster_scale)))
+        r = max(MIN_MAP, int(round(self.size * self.cfg.raster_scale)))
         tgt = _with_mouth_centre(target_verts)
         drv = _with_mouth_centre(driving_verts) if driving_verts is not None else tgt
-        covered, in_mouth, mesh_map = self._mesh_map(tgt, drv, dense_verts, r)
+        covered, in_mouth, mesh_map = self.mesh_map(tgt, drv, dense_verts, r, self.size)
         read = self._read_map(tgt, target_pose, covered, mesh_map[..., :2], r)
         weight = self._mouth_weight(tgt, in_mouth)
         if weight is None:
@@ -418,8 +470,9 @@ class WarpRenderer:
             return _sample_window(x, self.size, origin, shape)
 
         mouth = window(weight[:, None])
-        depth = window(kf.gaussian_blur2d(in_mouth[:, None].float(), (9, 9), (2.0, 2.0)))  # 1 deep inside
-        fill, shaded = self.lip_mean[None, :, None, None] * (0.6 - 0.3 * depth), mouth * self.src_closed
+        k, sigma = MOUTH_DEPTH_BLUR
+        depth = window(kf.gaussian_blur2d(in_mouth[:, None].float(), (k, k), (sigma, sigma)))  # 1 deep inside
+        fill, shaded = self.lip_mean[None, :, None, None] * (SHADE[0] - SHADE[1] * depth), mouth * self.src_closed
         if driving is not None and driving_verts is not None:
             read_it = (torch.ones(len(tgt), dtype=torch.bool, device=tgt.device) if readable is None
                        else readable.to(tgt.device))[:, None, None, None]
@@ -439,26 +492,13 @@ class WarpRenderer:
         y1, x1 = (min(self.size, int(math.ceil((int(v[-1]) + 1 + MOUTH_MARGIN) * k))) for v in (rows, cols))
         return (y0, x0), (y1 - y0, x1 - x0)
 
-    def _mesh_map(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int):
-        """Step 1, at raster size r: coverage [N, r, r] of the target mesh, its mouth fan [N, r, r] (bool), and per
-        pixel the source and driving points [N, r, r, 4] (crop px, driving px) of the same surface point."""
-        attrs = torch.cat([self.src_verts[None].expand(len(tgt), -1, -1)[..., :2], drv[..., :2]], -1)
-        faces, mouth_faces, verts = self.faces, self.mouth_faces, tgt
-        if self.dense is not None:
-            verts, attrs = self._dense_in_front(tgt, dense_verts, attrs)
-            faces, mouth_faces = self.dense_faces, self.dense_mouth
-        frags = rasterize(verts * (r / self.size), faces, r, r)
-        hit = frags.pix_to_face >= 0
-        in_mouth = mouth_faces[frags.pix_to_face.clamp_min(0)] & hit
-        return hit.float(), in_mouth, interpolate(frags, attrs)
-
     def _read_map(self, tgt: torch.Tensor, pose: HeadPose, covered: torch.Tensor, mesh_src: torch.Tensor,
                   r: int) -> torch.Tensor:
         """Step 2: where each crop pixel reads the source crop [N, r, r, 2]: the mesh map on the face, blended into
         the extrapolated field (on a coarse grid, weighted by the head ellipse) around it."""
         cfg, s, n = self.cfg, self.size, len(tgt)
         src = self.src_verts[None].expand(n, -1, -1)
-        g = max(8, r // 4)
+        g = max(MIN_MAP, r // 4)  # the field is smooth: a quarter of the map's resolution
         coarse = _pixel_centres(g, g, g / s, tgt.device)
         head = self._head_motion(pose)
         rim = tgt[:, self.outline, :2]
@@ -471,7 +511,8 @@ class WarpRenderer:
                               align_corners=False).permute(0, 2, 3, 1)
         pts = self._centres(r)
         outside = pts + self._head_alpha(pts, pose, head)[..., None] * field
-        blur = kf.gaussian_blur2d(covered[:, None], (7, 7), (1.5, 1.5))[:, 0]
+        k, sigma = FACE_EDGE_BLUR
+        blur = kf.gaussian_blur2d(covered[:, None], (k, k), (sigma, sigma))[:, 0]
         m = (_smoothstep(2 * blur - 1) * covered)[..., None]
         return m * mesh_src + (1 - m) * outside
 
@@ -510,20 +551,6 @@ class WarpRenderer:
         fill = F.grid_sample(driving, drv_grid, mode="bilinear", padding_mode="border", align_corners=False)
         return self._match_skin(fill, driving, driving_verts)
 
-    def _dense_in_front(self, tgt: torch.Tensor, dense_verts: torch.Tensor, attrs: torch.Tensor):
-        """Vertices and attributes of `self.dense_faces`: the dense surface and, pushed behind all of it in depth,
-        the landmark mesh. A frame's dense triangles that face away from the camera (the far side of the nose, a
-        lid's fold) are dropped (non-finite corners, which the rasterizer skips): the surface's front hides them,
-        except at a fold, where they would show the texture of the wrong side. The dense corners' driving
-        attribute is unused (no mouth fan there)."""
-        away = _signed_areas(dense_verts, self.dense.faces) * self.front <= 0
-        corners = dense_verts[:, self.dense.faces.flatten()].masked_fill(away.repeat_interleave(3, 1)[..., None],
-                                                                          float("nan"))
-        behind = (dense_verts[..., 2].amax(1) - tgt[..., 2].amin(1)).clamp_min(0) + 1
-        verts = torch.cat([corners, tgt + F.pad(behind[:, None, None], (2, 0))], 1)
-        src = self.corner_src[None].expand(len(tgt), -1, -1)
-        return verts, torch.cat([torch.cat([src, src], -1), attrs], 1)
-
     def _centres(self, r: int) -> torch.Tensor:
         """Crop-pixel coordinates [r, r, 2] of the centres of the r x r map grid (cached)."""
         if self._grid[0] != r:
@@ -532,8 +559,8 @@ class WarpRenderer:
 
     def _match_skin(self, fill: torch.Tensor, driving: torch.Tensor, driving_verts: torch.Tensor) -> torch.Tensor:
         """Brightness-match the driver's mouth to the source: one gain from the ratio of their skin brightness
-        (nose and cheeks), so teeth keep their own colour instead of taking on a skin-tone tint; within 0.8-1.25,
+        (nose and cheeks), so teeth keep their own colour instead of taking on a skin-tone tint; within TEETH_GAIN,
         since a larger gain clips yellowish teeth to saturated yellow."""
         skin = self._sample_at(driving, driving_verts[:, self.skin, :2], driving.shape[-2:]).mean(-1)
-        gain = (self.skin_mean.mean() / skin.mean(-1).clamp_min(1e-3)).clamp(0.8, 1.25)  # more saturates teeth
+        gain = (self.skin_mean.mean() / skin.mean(-1).clamp_min(1e-3)).clamp(*TEETH_GAIN)
         return (fill * gain[:, None, None, None]).clamp(0, 1)

@@ -1,4 +1,7 @@
 """EG3D's crop (`eg3d_crop`) against its recipe, the EG3D camera model and a real portrait."""
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -77,11 +80,14 @@ class PhotoGenerator(torch.nn.Module):
 
 
 def test_framing_check_reads_the_crop_of_a_render_back(media):
-    """`gan_check.framing` on renders that are a portrait's EG3D crop reports no offset and scale 1; renders framed
-    by the FFHQ recipe (the GAN path's old crop) show their ~9 % downward shift."""
+    """`bench/gan_framing.py`'s `framing` on renders that are a portrait's EG3D crop reports no offset and scale 1;
+    renders framed by the FFHQ recipe (the GAN path's old crop) show their ~9 % downward shift."""
     from reenact.crop import warp_affine
-    from reenact.gan_check import framing
     from reenact.inputs import load_source, frames_to_tensor
+
+    spec = importlib.util.spec_from_file_location("gan_framing", Path(__file__).parents[1] / "bench/gan_framing.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
 
     rgb = load_source(media / "s42.jpg", 512)
     lm = track_image(rgb).landmarks[0]
@@ -89,7 +95,7 @@ def test_framing_check_reads_the_crop_of_a_render_back(media):
     results = {}
     for name, crop in (("eg3d", eg3d_crop(lm, 256)), ("ffhq", ffhq_crop(lm, CropConfig(size=256, scale=0.89)))):
         image = warp_affine(photo, crop.image_from_crop[None], (256, 256))[0]
-        results[name] = framing(PhotoGenerator(image), torch.tensor([[0.0, 0.0]]), [0, 1])
+        results[name] = bench.framing(PhotoGenerator(image), torch.tensor([[0.0, 0.0]]), [0, 1])
     eg3d, ffhq = results["eg3d"], results["ffhq"]
     assert eg3d.offset.abs().max() < 0.01 and (eg3d.scale - 1).abs().max() < 0.02
     assert ffhq.offset[..., 1].min() < -0.06  # the render's centre sits high in the face's EG3D crop

@@ -11,14 +11,17 @@ from reenact.canonical import load_canonical
 from reenact.dense_face import DenseBasis, _caps, dense_basis, subject_face
 from reenact.errors import InputError, MissingAssetError
 from reenact.expression import FaceModelConfig, MeshOffsetModel, extract_motion
-from reenact.ict import IctModel, cache_dir
+from reenact.ict import IctModel
+from reenact.ict_basis import cache_dir
 from reenact.inputs import load_source
-from reenact.pipeline import RunConfig, _dense_face, build_scene, make_renderer, reenact_video, render_range
+from reenact.pipeline import RunConfig, reenact_video
+from reenact.scene import build_scene, dense_face
+from reenact.warp_render import make_renderer, render_range
 from reenact.crop import apply_affine
 from reenact.pose import to_image
 from reenact.quality import psnr
 from reenact.track import track_image
-from reenact.warp import WarpConfig, WarpRenderer
+from reenact.warp import DenseMeshMap, WarpRenderer
 
 CPU = torch.device("cpu")
 
@@ -61,7 +64,7 @@ def scene_for(portrait, model, ict_path, coeffs: torch.Tensor | None = None):
     rgb, tracks, source, _ = portrait
     target = source if coeffs is None else replace(source, expression=replace(source.expression, coeffs=coeffs[None]))
     cfg = RunConfig(progress=False, face=FaceModelConfig("ict", str(ict_path)))
-    return build_scene(rgb, tracks, source, source, target, model, cfg), cfg
+    return build_scene(rgb, tracks, source, source, target, model, cfg.crop, cfg.warp.mesh, cfg.face), cfg
 
 
 def test_basis_is_cached_compact_and_in_the_head_frame(basis, cache, ict_path):
@@ -110,9 +113,9 @@ def test_dense_face_passes_through_the_source_landmarks(portrait, basis):
 def test_source_expression_at_source_pose_reproduces_the_crop(portrait, model, ict_path):
     scene, cfg = scene_for(portrait, model, ict_path)
     assert scene.dense is not None
-    renderer = make_renderer(scene, cfg, CPU)
+    renderer = make_renderer(scene, cfg.warp, CPU)
     out = render_range(renderer, scene, 0, 1, CPU)
-    assert renderer.dense is not None and out.face.mean() > 0.05
+    assert isinstance(renderer.mesh_map, DenseMeshMap) and out.face.mean() > 0.05
     assert float(psnr(out.image, scene.source_crop[None])) > 40
 
 
@@ -130,7 +133,7 @@ def test_jaw_open_moves_the_chin_down(portrait, model, ict_path):
     jaw = source.expression.names.index("jawOpen")
     coeffs[jaw] = (coeffs[jaw] + 0.5).clamp(max=1)
     scene, cfg = scene_for(portrait, model, ict_path, coeffs)
-    out = render_range(make_renderer(scene, cfg, CPU), scene, 0, 1, CPU).image[0]
+    out = render_range(make_renderer(scene, cfg.warp, CPU), scene, 0, 1, CPU).image[0]
     chin_moved = scene.dense_meshes(scene.target, slice(0, 1))[0][0, 152, 1] - scene.source_verts[152, 1]
     x, y = scene.source_verts[152, :2].round().int().tolist()
     shift = _best_shift(scene.source_crop, out, x, y - 6, 6, 40)
@@ -142,13 +145,13 @@ def test_jaw_open_moves_the_chin_down(portrait, model, ict_path):
 def test_mesh_choice(portrait, model, tmp_path, caplog):
     source = portrait[2]
     with pytest.raises(InputError, match="needs the ICT-FaceKit face model"):
-        _dense_face(MeshOffsetModel(), source, RunConfig(warp=WarpConfig(mesh="dense")))
-    assert _dense_face(model, source, RunConfig(warp=WarpConfig(mesh="landmarks"))) is None
+        dense_face(MeshOffsetModel(), source, "dense", FaceModelConfig())
+    assert dense_face(model, source, "landmarks", FaceModelConfig()) is None
     elsewhere = FaceModelConfig("ict", str(tmp_path / "nowhere.npz"))
     with pytest.raises(MissingAssetError):
-        _dense_face(model, source, RunConfig(face=elsewhere, warp=WarpConfig(mesh="dense")))
+        dense_face(model, source, "dense", elsewhere)
     with caplog.at_level(logging.WARNING, logger="reenact"):
-        assert _dense_face(model, source, RunConfig(face=elsewhere)) is None  # auto: the landmark mesh, said so
+        assert dense_face(model, source, "auto", elsewhere) is None  # auto: the landmark mesh, said so
     assert "warp mesh: the landmark mesh" in caplog.text
 
 
@@ -156,12 +159,12 @@ def test_clip_with_the_ict_model_renders_through_the_dense_face(media, talking_c
                                                                 monkeypatch, caplog):
     calls = []
     draw = WarpRenderer.warp_map
-    monkeypatch.setattr(WarpRenderer, "warp_map", lambda self, *a, **k: calls.append(self.dense) or draw(self, *a, **k))
+    monkeypatch.setattr(WarpRenderer, "warp_map", lambda s, *a, **k: calls.append(s.mesh_map) or draw(s, *a, **k))
     cfg = RunConfig(progress=False, face=FaceModelConfig("auto", str(ict_path)), end=8)
     with caplog.at_level(logging.INFO, logger="reenact"):
         reenact_video(media / "s42.jpg", talking_clip, tmp_path / "out.mp4", cfg)
     assert (tmp_path / "out.mp4").stat().st_size > 0
-    assert calls and all(dense is not None for dense in calls)
+    assert calls and all(isinstance(m, DenseMeshMap) for m in calls)
     assert "warp mesh: dense ICT face" in caplog.text
 
 
@@ -181,14 +184,14 @@ def test_gan_targets_map_through_the_dense_face(portrait, model, ict_path, monke
 
     calls = []
     draw = WarpRenderer.warp_map
-    monkeypatch.setattr(WarpRenderer, "warp_map", lambda self, *a, **k: calls.append(self.dense) or draw(self, *a, **k))
+    monkeypatch.setattr(WarpRenderer, "warp_map", lambda s, *a, **k: calls.append(s.mesh_map) or draw(s, *a, **k))
     size = 256
     scene, cfg = scene_for(portrait, model, ict_path)
     geo = gan_geometry(scene, size)
     view = Crop(geo.gan_from_scene, size)
     source = warp_affine(scene.source_crop[None], view.image_from_crop[None], (size, size))
-    image, face, hole = expression_targets(scene, geo, _NoVideo(), [0], cfg, CPU)
-    assert calls and all(dense is not None for dense in calls)
+    image, face, hole = expression_targets(scene, geo, _NoVideo(), [0], cfg.warp, 8, CPU)
+    assert calls and all(isinstance(m, DenseMeshMap) for m in calls)
     assert float(psnr(image.float() / 255, source)) > 35 and face.float().mean() > 0.05 * 255
 
     coeffs = portrait[2].expression.coeffs[0].clone()
@@ -196,7 +199,7 @@ def test_gan_targets_map_through_the_dense_face(portrait, model, ict_path, monke
     coeffs[jaw] = (coeffs[jaw] + 0.5).clamp(max=1)
     scene, cfg = scene_for(portrait, model, ict_path, coeffs)
     geo = gan_geometry(scene, size)
-    image, _, hole = expression_targets(scene, geo, _NoVideo(), [0], cfg, CPU)
+    image, _, hole = expression_targets(scene, geo, _NoVideo(), [0], cfg.warp, 8, CPU)
     chin = apply_affine(view.crop_from_image, scene.dense_meshes(scene.target, slice(0, 1))[0][0, 152:153])[0]
     chin_moved = float(chin[1] - apply_affine(view.crop_from_image, scene.source_verts[152:153])[0, 1])
     x, y = apply_affine(view.crop_from_image, scene.source_verts[152:153])[0, :2].round().int().tolist()

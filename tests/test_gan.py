@@ -6,8 +6,8 @@ import torch
 
 from reenact.eg3d import frontal_label, load_generator, lookat_label, mirror_label
 from reenact.eg3d.volume import sample_rays
-from reenact.gan_render import (face_points, filtered_masks, mirror_points, mirrored_views, reproject_mask, spi_weight,
-                                symmetry_filter)
+from reenact.gan_render import face_points, reproject_mask
+from reenact.symmetry import filtered_masks, mirror_points, mirrored_views, spi_weight, symmetry_filter
 from reenact.invert import (interpolate_latents, keyframe_indices, lr_ramp, project, project_sequence, render,
                             w_stats)
 from reenact.losses import ImageLoss, VGG16Features, load_vgg16

@@ -11,7 +11,8 @@ from reenact.errors import MissingAssetError
 from reenact.expression import FaceModelConfig, MeshOffsetModel, load_face_model
 from reenact.geometry import angles_to_matrix, head_angles
 from reenact.data.ict_render import render_head
-from reenact.ict import EYEBALLS, GAZE_DEGREES, MODEL, IctModel, correspondence, find_model, with_gaze
+from reenact.ict import MODEL, IctModel
+from reenact.ict_basis import EYEBALLS, GAZE_DEGREES, correspondence, find_model, with_gaze
 from reenact.pose import estimate_pose, to_image
 from reenact.structures import Expression, HeadPose, Tracks
 from reenact.track import track_image

@@ -12,9 +12,11 @@ import torch
 from reenact import assets
 from reenact.errors import InputError, MissingAssetError
 from reenact.geometry import angles_to_matrix
-from reenact.ict import MODEL, find_model
+from reenact.ict import MODEL
+from reenact.ict_basis import find_model
 from reenact.structures import Expression, HeadPose, Motion
-from reenact.tracks_io import ARKIT, ICT_NAMES, load_tracks, main, save_tracks, timecode
+from reenact.export_tracks import main
+from reenact.tracks_io import ARKIT, ICT_NAMES, load_tracks, save_tracks, timecode
 from reenact.transfer import TransferConfig, transfer
 
 
@@ -31,7 +33,7 @@ def motion(n: int = 40) -> Motion:
 
 
 def test_track_command_defaults_to_the_runs_face_model(talking_clip, tmp_path, monkeypatch, capsys):
-    """Without the ICT model, `python -m reenact.track` writes .npz tracks with the run's default (auto: the
+    """Without the ICT model, `python -m reenact.export_tracks` writes .npz tracks with the run's default (auto: the
     mesh-offset model), and refuses CSV, which holds the ICT model's named coefficients, with the one-line error."""
     monkeypatch.setenv("REENACT_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("REENACT_FACE_MODEL", raising=False)

@@ -12,7 +12,7 @@ from reenact.inputs import frames_to_tensor
 from reenact.pose import estimate_pose
 from reenact.track import track_image
 from reenact.structures import Crop, HeadPose, Tracks
-from reenact.warp import STILL, WarpRenderer, paste_frames, resample
+from reenact.warp import STILL, LandmarkMeshMap, WarpRenderer, paste_frames, resample
 from third_party_wrappers.image import read_image
 
 
@@ -32,7 +32,7 @@ def renderer_setup(path):
     person = torch.zeros(1, 256, 256)
     person[:, 20:, 40:216] = 1  # a generous person region around the head
     pose = estimate_pose(Tracks(verts[None], torch.ones(1, dtype=torch.bool), 256, 256, 0.0))
-    renderer = WarpRenderer(Backdrop.of(source, person), verts, pose, torch.ones(1, 256, 256))
+    renderer = WarpRenderer(Backdrop.of(source, person), LandmarkMeshMap(verts), pose, torch.ones(1, 256, 256))
     return source, verts, renderer, pose
 
 

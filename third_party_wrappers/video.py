@@ -55,12 +55,6 @@ def _open_container(path: Path):
         raise InputError(f"{path}: not a readable video ({e.strerror or type(e).__name__})") from None
 
 
-def probe_audio(path) -> bool:
-    """Whether the file holds an audio stream."""
-    with _open_container(Path(path)) as c:
-        return bool(c.streams.audio)
-
-
 def open_video(path, allow_truncated: bool = False, folder_fps: float = 25.0) -> "VideoReader":
     """Open a video file (decord, else PyAV) or a folder of images (natural name order, `folder_fps`).
 

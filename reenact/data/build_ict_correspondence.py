@@ -89,7 +89,7 @@ def random_expressions(names: list[str], n: int, g: torch.Generator) -> torch.Te
 def calibration_errors(model: dict, table: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Renders of random identities, expressions and poses, tracked: (weights [N, E], head rotations [N, 3, 3],
     the tracker's error against the table's landmarks [N, 478, 3] in the head frame, depth centred)."""
-    from reenact.ict import LandmarkBasis, ict_to_head, with_gaze
+    from reenact.ict_basis import LandmarkBasis, ict_to_head, with_gaze
 
     names = model["expression_names"]
     zero = dict(table, offset_neutral=torch.zeros(478, 3), offset_expression=torch.zeros(len(names), 478, 3))
@@ -138,7 +138,7 @@ def regress(model: dict, table: dict, weights: torch.Tensor, rotations: torch.Te
     A RESPONSE shape's tracked motion at weight w is w times (model + its linear offset) plus its hat terms; its
     response curve is that motion projected on the motion at weight 1 (landmarks weighted by how far the blend
     shape moves them), at the knots, made increasing."""
-    from reenact.ict import LandmarkBasis
+    from reenact.ict_basis import LandmarkBasis
     from reenact.pose import VIEW_FEATURES, view_features
 
     names = list(model["expression_names"])
@@ -168,7 +168,7 @@ def regress(model: dict, table: dict, weights: torch.Tensor, rotations: torch.Te
 
 
 def main(argv: list[str]) -> None:
-    from reenact.ict import locate_model, read_model
+    from reenact.ict_basis import locate_model, read_model
 
     path = Path(argv[0]) if argv else locate_model()
     np.savez(OUT, **build(read_model(path)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from reenact.geometry import angles_to_matrix
-from reenact.ict import correspondence, ict_to_head
+from reenact.ict_basis import correspondence, ict_to_head
 from reenact.raster import interpolate, rasterize
 
 FACE_END, SOCKET_END, EYE_SOCKET_END, GUMS_END, TEETH_END, EYEBALL_END = 11248, 13294, 14062, 17039, 21451, 24591

@@ -1,0 +1,100 @@
+"""The default renderer of a scene: the mesh-driven warp of `reenact.warp` over the driving video.
+
+`make_renderer` builds the warp for the scene's source crop (or another view of it, the 3D GAN's); `render_range`
+draws target frames; `WarpSceneRenderer` streams the driving frames in chunks, reading only the window around the
+driver's face that the mouth fill needs.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from reenact.compose import OutputConfig
+from reenact.crop import apply_affine, warp_affine
+from reenact.inputs import frame_chunks, frames_to_tensor
+from reenact.scene import Scene, pose_in_crop
+from reenact.structures import Crop, HeadPose, Rendered
+from reenact.warp import DenseMeshMap, LandmarkMeshMap, WarpConfig, WarpMap, WarpRenderer
+
+FACE_MARGIN = 0.5  # the driving frame around the driver's landmark box that the mouth fill may read (of its size)
+
+
+def make_renderer(scene: Scene, cfg: WarpConfig, device: torch.device, view: Crop | None = None) -> WarpRenderer:
+    """The default renderer for a scene's source crop, or for `view`, a crop of the scene crop's pixels (the 3D
+    GAN's): its mesh map goes through the dense face when the scene has one."""
+    landmarks, dense = scene.source_meshes()
+    backdrop, inside = scene.cropped.to(device), scene.inside.to(device)
+    pose = pose_in_crop(scene.source.pose, scene.crop)
+    if view is not None:
+        backdrop = backdrop.cropped(view)
+        inside = warp_affine(inside[None], view.image_from_crop[None].to(device), (view.size, view.size))[0]
+        pose = pose_in_crop(pose, view)
+        landmarks, dense = (None if x is None else apply_affine(view.crop_from_image, x) for x in (landmarks, dense))
+    landmarks = landmarks.to(device)
+    mesh_map = LandmarkMeshMap(landmarks) if dense is None else \
+        DenseMeshMap(landmarks, scene.dense.faces, dense.to(device))
+    return WarpRenderer(backdrop, mesh_map, pose, inside, cfg)
+
+
+def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, device: torch.device,
+                 driving: torch.Tensor | None = None, images: bool = True,
+                 driving_origin: tuple[int, int] = (0, 0)) -> Rendered | WarpMap:
+    """Target frames [start, start + n) of a scene: rendered crops, or (`images` False) the warp maps that
+    `paste_frames` resamples the full source frame through; `driving` frames [n, 3, Hd, Wd] (or a window of them
+    whose top-left pixel is `driving_origin`, x y) feed the mouth fill."""
+    sl = slice(start, start + n)
+    pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
+                                                  scene.target_pose.scale)))
+    target, dense = scene.target_meshes(sl)
+    placed = None
+    if scene.driving_verts is not None:
+        placed = (scene.driving_verts[sl] - torch.tensor([*driving_origin, 0.0])).to(device)
+    readable = None if scene.readable is None else scene.readable[sl]
+    draw = renderer.render if images else renderer.warp_map
+    return draw(start, target.to(device), pose, driving, placed, None if dense is None else dense.to(device), readable)
+
+
+def face_window(frames: np.ndarray, verts: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Driving frames uint8 [N, H, W, 3] cut to the box of their landmarks [N, 478, 3] (driving px) grown by
+    FACE_MARGIN of its size on each side, as float [N, 3, h, w], and the cut's top-left pixel (x, y): all the
+    mouth fill reads, without converting whole frames."""
+    h, w = frames.shape[1:3]
+    lo, hi = verts[..., :2].amin((0, 1)), verts[..., :2].amax((0, 1))
+    grow = FACE_MARGIN * (hi - lo)
+    (x0, y0), (x1, y1) = (lo - grow).floor().int().tolist(), (hi + grow).ceil().int().tolist()
+    x0, y0, x1, y1 = max(0, min(x0, w - 1)), max(0, min(y0, h - 1)), max(1, min(x1, w)), max(1, min(y1, h))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    return frames_to_tensor(frames[:, y0:y1, x0:x1]), (x0, y0)
+
+
+def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
+    """Frames per chunk: `cfg.chunk` for 512 x 512 frames, proportionally fewer for larger ones (bounded memory)."""
+    pixels = max(scene.crop.size ** 2, scene.source_full.shape[-1] * scene.source_full.shape[-2])
+    return max(1, min(cfg.chunk, cfg.chunk * 512 * 512 // pixels))
+
+
+class WarpSceneRenderer:
+    """The default renderer of a scene, prepared once per run: the warp maps of driving frames [start, end) per
+    chunk, which `reenact.pipeline.compose_frames` turns into output frames."""
+
+    def __init__(self, scene: Scene, reader, cfg: WarpConfig, output: OutputConfig, device: torch.device):
+        self.scene, self.reader, self.output, self.device = scene, reader, output, device
+        self.renderer = make_renderer(scene, cfg, device)
+        self.size = chunk_size(scene, output)
+
+    def chunks(self, start: int = 0,
+               end: int | None = None) -> Iterator[tuple[torch.Tensor | None, Rendered | WarpMap]]:
+        """Per chunk: (driving frames [N, 3, Hd, Wd] for a side-by-side output, else None; warp maps, or rendered
+        crops for a crop-only output)."""
+        scene, device = self.scene, self.device
+        for first, n, frames in frame_chunks(self.reader, self.size, start, end):
+            drv = window = None  # None: a motion without video, or a driver not placed in its frames
+            origin = (0, 0)
+            if frames is not None:
+                drv = frames_to_tensor(frames).to(device) if self.output.compare else None
+                if scene.driving_verts is not None:
+                    window, origin = face_window(frames, scene.driving_verts[first:first + n])
+                    window = window.to(device)
+            yield drv, render_range(self.renderer, scene, first, n, device, window, self.output.crop_only, origin)
