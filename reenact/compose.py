@@ -53,3 +53,16 @@ def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
         p, size=(h, max(2, round(p.shape[-1] * h / p.shape[-2]))), mode="bilinear", antialias=True,
         align_corners=False) for p in panels]
     return torch.cat(resized, -1)
+
+
+def landmark_panel(points: torch.Tensor, size: int, dot: int = 1) -> torch.Tensor:
+    """Panels [N, 3, S, S]: face landmarks [N, K, 2+] (px of an S x S square) as light dots `dot` px in radius on
+    dark grey, the driving panel of a motion without a driving video."""
+    n = len(points)
+    xy = points[..., :2].round().long()
+    inside = ((xy >= 0) & (xy < size)).all(-1)
+    flat = torch.zeros(n, size * size)
+    index = (xy[..., 1] * size + xy[..., 0]).clamp(0, size * size - 1)
+    flat.scatter_(1, index, inside.float())
+    dots = F.max_pool2d(flat.view(n, 1, size, size), 2 * dot + 1, stride=1, padding=dot)
+    return (0.12 + 0.8 * dots).expand(-1, 3, -1, -1)

@@ -222,8 +222,8 @@ def _driving_reader(driving_path, cfg: RunConfig, driving: Motion | None):
     if driving_path is None:
         if driving is None:
             raise InputError("give a driving video or a driving motion (--tracks)")
-        if cfg.start or cfg.end is not None or cfg.output.compare:
-            raise InputError("--start, --end and --compare need a driving video")
+        if cfg.start or cfg.end is not None:
+            raise InputError("--start and --end need a driving video")
         return MotionClock(len(driving), driving.fps or 25.0)
     reader = open_video(driving_path, allow_truncated=cfg.allow_truncated)
     return FrameRange(reader, cfg.start, cfg.end) if cfg.start or cfg.end is not None else reader

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reenact.cache import WorkDir
 from reenact.config import add_config_flags, build_config, config_to_json, load_config_file
+from reenact.demo import demo_motion_path, demo_portrait
 from reenact.errors import InputError, ReenactError
 from reenact.pipeline import FLAG_ALIASES, RunConfig, reenact_video
 from reenact.tracks_io import load_tracks
@@ -23,7 +24,7 @@ from reenact.tracks_io import load_tracks
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m reenact.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("source", type=Path, help="portrait image (JPEG, PNG, WebP)")
+    p.add_argument("source", type=Path, nargs="?", help="portrait image (JPEG, PNG, WebP)")
     p.add_argument("driving", type=Path, nargs="?", help="driving video (MP4, MOV, MKV, WebM, GIF, ...) or a folder "
                    "of frames; may be left out with --tracks")
     p.add_argument("--start", type=int, default=None, help="first driving frame to use (default 0)")
@@ -46,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
                    "instead of tracking DRIVING, which still gives the frames and the audio")
     p.add_argument("--config", type=Path, help="JSON file of options (as --print-config writes); flags override it")
     p.add_argument("--print-config", action="store_true", help="print the effective options as JSON and exit")
+    p.add_argument("--demo", action="store_true", help="no inputs: the bundled portrait (Grace Hopper, public domain) "
+                   "driven by the bundled motion (turns, nods, a smile, blinks, speech), with a comparison panel; "
+                   "writes outputs/demo.mp4")
     add_config_flags(p, RunConfig, FLAG_ALIASES)
     return p
 
@@ -63,6 +67,16 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.start is not None or args.end is not None:
         cfg = replace(cfg, start=args.start or 0, end=args.end)
     return replace(cfg, progress=not args.quiet)
+
+
+def demo_inputs(args: argparse.Namespace, cfg: RunConfig) -> RunConfig:
+    """`--demo`: the bundled portrait and motion as the inputs, the default face model (the motion's), a
+    comparison panel, outputs/demo.mp4 unless -o says otherwise."""
+    if args.source or args.driving or args.tracks:
+        raise InputError("--demo takes no SOURCE, DRIVING or --tracks: it brings its own")
+    args.source, args.tracks = demo_portrait(), demo_motion_path()
+    args.output = args.output or Path("outputs") / "demo.mp4"
+    return replace(cfg, face=replace(cfg.face, model="mesh-offset"), output=replace(cfg.output, compare=True))
 
 
 def output_path(args: argparse.Namespace) -> Path:
@@ -85,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
     try:
         cfg = resolve_config(args)
+        if args.demo:
+            cfg = demo_inputs(args, cfg)
         if args.print_config:
             print(config_to_json(cfg))
             return 0
+        if args.source is None:
+            raise InputError("give a SOURCE portrait and a DRIVING video (or try --demo)")
         if not args.source.is_file():
             raise InputError(f"{args.source}: no such image file")
         out = output_path(args)

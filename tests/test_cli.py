@@ -234,3 +234,25 @@ def test_error_after_threaded_tracking_still_reaches_stderr(media, talking_clip,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"reenact: {short}: 20 frames, but the driving video has 48"]
+
+
+def test_demo_runs_with_no_inputs(tmp_path):
+    """`--demo` on a fresh folder: outputs/demo.mp4 of the bundled motion's 150 frames with three panels (the
+    motion's landmarks, the portrait, the result); the first frame (the motion's neutral reference) is the
+    portrait, later ones move the face; inputs beside --demo are refused in one line."""
+    from reenact.demo import demo_motion, demo_portrait
+    from third_party_wrappers.image import read_image
+
+    proc = run_cli("--demo", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    portrait = read_image(demo_portrait())
+    with open_video(tmp_path / "outputs" / "demo.mp4") as got:
+        assert got.info.n_frames == len(demo_motion()) == 150 and got.info.height == portrait.shape[0]
+        frames = got.read(np.array([0, 75])).astype(np.float32)
+    w = portrait.shape[1]
+    panel, source, result = frames[..., :-2 * w, :], frames[..., -2 * w:-w, :], frames[..., -w:, :]
+    assert abs(panel.shape[2] - panel.shape[1]) <= 2 and panel.max() > 150 and np.median(panel) < 60  # dots on grey
+    face = (slice(100, 350), slice(150, 370))
+    assert np.abs(result[0][face] - source[0][face]).mean() < 3  # neutral frame: the portrait itself
+    assert np.abs(result[1][face] - source[1][face]).mean() > 8  # mid-clip: turned and smiling
+    _assert_refused(run_cli("--demo", "x.jpg", "-q", cwd=tmp_path), tmp_path / "nothing", "--demo takes no")

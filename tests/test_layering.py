@@ -8,6 +8,7 @@ import reenact
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ("reenact", "third_party_wrappers", "pipelines")
 OUTSIDE = {"mediapipe", "decord", "av", "PIL", "lpips", "dlib", "face_recognition", "face_recognition_models"}
+OPTIONAL = {"gradio": {"reenact.app"}, "playwright": set()}  # optional extras: their one importer in the package
 # bottom to top: a module imports only from its own tier or those below it (every module has a tier)
 TIERS = {
     "foundations": {"reenact.errors", "reenact.structures", "reenact.geometry", "reenact.spans", "reenact.canonical",
@@ -22,8 +23,8 @@ TIERS = {
                "reenact.eg3d", "reenact.invert", "reenact.tune", "reenact.symmetry"},
     "renderers": {"reenact.scene", "reenact.warp_render", "reenact.gan_render"},
     "pipeline": {"reenact.pipeline"},
-    "commands": {"reenact.run", "reenact.evaluate", "reenact.export_tracks", "reenact.assets", "reenact.data",
-                 "pipelines"},
+    "commands": {"reenact.run", "reenact.evaluate", "reenact.export_tracks", "reenact.assets", "reenact.demo",
+                 "reenact.app", "reenact.data", "pipelines"},
 }
 
 
@@ -64,6 +65,12 @@ def test_outside_libraries_are_imported_only_by_the_wrappers():
             continue
         used = {i.split(".")[0] for i in _imports(path)} & OUTSIDE
         assert not used, f"{name} imports {sorted(used)}: put it behind a third_party_wrappers adapter"
+
+
+def test_optional_extras_are_imported_by_their_own_module_only():
+    for name, path in MODULES.items():
+        for extra in {i.split(".")[0] for i in _imports(path)} & set(OPTIONAL):
+            assert name in OPTIONAL[extra], f"{name} imports the optional {extra}"
 
 
 def test_modules_import_only_downward():
