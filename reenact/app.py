@@ -8,7 +8,6 @@ its stderr into the page's progress), the same one-line errors, and a cancel tha
 session works in its own folder, removed when the session ends. Gradio is an optional extra (`pip install .[app]`);
 nothing else in the package imports it.
 """
-from __future__ import annotations
 
 import argparse
 import re
@@ -18,6 +17,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 from reenact.demo import demo_motion_path, demo_portrait
 from reenact.errors import InputError
@@ -30,6 +30,7 @@ IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"BM": "BMP
 VIDEO_MAGIC = {b"\x1a\x45\xdf\xa3": "Matroska/WebM", b"GIF87a": "GIF", b"GIF89a": "GIF"}
 PROGRESS = re.compile(r"(\w+):\s+(\d+)%\|[^|]*\|\s*(\d+)/(\d+)")  # a tqdm bar: "render:  40%|####| 60/150"
 DEFAULTS = RunConfig()
+RUNNING: dict[str, subprocess.Popen] = {}  # each session folder's running child, for Cancel to stop
 
 
 def file_kind(path: Path) -> str | None:
@@ -87,40 +88,45 @@ def video_args(options: dict) -> list[str]:
     return args
 
 
-def run_command(command: list[str], cwd: Path, report) -> None:
-    """Run a command line of ours, reporting its progress bars as (stage, fraction); its one-line error (or the
-    last line it printed) becomes an InputError; the child is killed if this generator is closed (a cancel)."""
+def run_command(command: list[str], cwd: Path, log: list[str]) -> Iterator[tuple[str, float]]:
+    """Run a command line of ours in `cwd`, yielding its progress bars as (stage, fraction) and collecting its
+    messages in `log`; its one-line error (or the last line it printed) becomes an InputError. `stop(cwd)` (Cancel)
+    kills the child at once, and so does closing this generator."""
     proc = subprocess.Popen([sys.executable, "-m", *command], cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, bufsize=1)
-    lines = []
+    RUNNING[str(cwd)] = proc
     try:
         buffer = ""
-        while True:
-            chunk = proc.stderr.read(1)
-            if not chunk:
-                break
-            if chunk in "\r\n":
-                match = PROGRESS.search(buffer)
-                if match:
-                    report(match.group(1), int(match.group(3)) / max(1, int(match.group(4))))
-                elif buffer.strip():
-                    lines.append(buffer.strip())
-                buffer = ""
-            else:
+        while chunk := proc.stderr.read(1):
+            if chunk not in "\r\n":
                 buffer += chunk
+                continue
+            match = PROGRESS.search(buffer)
+            if match:
+                yield match.group(1), int(match.group(3)) / max(1, int(match.group(4)))
+            elif buffer.strip():
+                log.append(buffer.strip().removeprefix("reenact: "))
+            buffer = ""
         if proc.wait() != 0:
-            errors = [line for line in lines if line.startswith("reenact: ")]
-            raise InputError((errors or lines or ["the run failed"])[-1].removeprefix("reenact: "))
+            raise InputError((log or ["the run failed"])[-1])
     finally:
+        RUNNING.pop(str(cwd), None)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
+def stop(folder: str) -> None:
+    """Kill the child running in a session's folder, if any."""
+    proc = RUNNING.get(folder)
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+
+
 def render_video(folder: Path, portrait: Path, driving: Path | None, tracks: Path | None, options: dict,
-                 generator: str | None, report) -> dict:
-    """The run's files in `folder`: result MP4, comparison MP4 and the driving tracks (CSV with the ICT model,
-    else .npz)."""
+                 generator: str | None, log: list[str]) -> Iterator[tuple[str, float] | dict]:
+    """Progress (stage, fraction) of the run, then its files in `folder` (a dict): result MP4, comparison MP4 and
+    the driving tracks (CSV with the ICT model, else .npz)."""
     out = folder / f"run-{uuid.uuid4().hex[:8]}"
     out.mkdir()
     inputs = [str(portrait)] + ([str(driving)] if driving else []) + (["--tracks", str(tracks)] if tracks else [])
@@ -129,17 +135,18 @@ def render_video(folder: Path, portrait: Path, driving: Path | None, tracks: Pat
     named = find_model() is not None  # the run's auto face model is ICT-FaceKit: its named coefficients in CSV
     track_file = out / ("tracks.csv" if named else "tracks.npz")
     export = ["--export-tracks", str(track_file)] if driving else []
-    run_command(["reenact.run", *inputs, "-o", str(out / "result.mp4"), *work, *extra, *export], folder, report)
-    compare = [] if options["crop_only"] else [str(out / "compare.mp4")]
+    yield from run_command(["reenact.run", *inputs, "-o", str(out / "result.mp4"), *work, *extra, *export], folder,
+                           log)
+    compare = None if options["crop_only"] else out / "compare.mp4"
     if compare:
-        run_command(["reenact.run", *inputs, "-o", compare[0], "--compare", *work, *extra], folder, report)
-    return {"result": out / "result.mp4", "compare": Path(compare[0]) if compare else None,
-            "tracks": track_file if export else None}
+        yield from run_command(["reenact.run", *inputs, "-o", str(compare), "--compare", *work, *extra], folder, [])
+    yield {"result": out / "result.mp4", "compare": compare, "tracks": track_file if export else None}
 
 
 def render_still(folder: Path, portrait: Path, driving: Path | None, options: dict, generator: str | None,
-                 report) -> Path:
-    """A still through `pipelines/still.py`: the driving photo's pose and expression, or the sliders and preset."""
+                 log: list[str]) -> Iterator[tuple[str, float] | Path]:
+    """Progress of a still through `pipelines/still.py` (the driving photo's pose and expression, or the sliders
+    and preset), then the image's path."""
     out = folder / f"still-{uuid.uuid4().hex[:8]}.png"
     args = ["pipelines.still", str(portrait), "-o", str(out)]
     if driving:
@@ -150,58 +157,74 @@ def render_still(folder: Path, portrait: Path, driving: Path | None, options: di
             args += ["--preset", options["preset"], "--strength", str(options["strength"])]
     if generator and options["gan"]:
         args += ["--generator", generator]
-    run_command(args, folder, report)
-    return out
+    yield from run_command(args, folder, log)
+    yield out
 
 
 def build(generator: str | None = None):
     """The Gradio Blocks of the app; `generator`: an EG3D checkpoint on the server for the 3D GAN path."""
     import gradio as gr
 
-    def session_folder(state: dict | None) -> tuple[dict, Path]:
-        state = state or {"folder": tempfile.mkdtemp(prefix="reenact-app-")}
-        return state, Path(state["folder"])
+    root = Path(tempfile.mkdtemp(prefix="reenact-app-"))
 
-    def progress_of(progress):
-        return lambda stage, fraction: progress(fraction, desc=stage)
+    def session_folder(request: gr.Request) -> Path:
+        """The browser session's own folder (removed when the session ends)."""
+        folder = root / re.sub(r"\W", "", request.session_hash or "anonymous")
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def run_video(portrait, driving, use_demo, mode, ref_frame, expression_scale, coefficient_scales, follow,
-                  smooth, crop_only, start, end, gan, state, progress=gr.Progress()):
-        state, folder = session_folder(state)
+                  smooth, crop_only, start, end, gan, request: gr.Request, progress=gr.Progress()):
+        folder = session_folder(request)
         options = dict(mode=mode, ref_frame=ref_frame, expression_scale=expression_scale,
                        coefficient_scales=coefficient_scales.strip(), follow=follow, smooth=smooth,
                        crop_only=crop_only, start=start, end=end, gan=gan)
+        log: list[str] = []
+        unchanged = (gr.update(),) * 4
         try:
             if use_demo:
-                files = render_video(folder, demo_portrait(), None, demo_motion_path(), options, generator,
-                                     progress_of(progress))
+                steps = render_video(folder, demo_portrait(), None, demo_motion_path(), options, generator, log)
             else:
                 source = check_upload(portrait, ("image",), "portrait (JPEG, PNG, WebP)")
                 video = check_upload(driving, ("video",), "driving video (MP4, MOV, MKV, WebM, GIF, AVI)")
-                files = render_video(folder, source, video, None, options, generator, progress_of(progress))
+                steps = render_video(folder, source, video, None, options, generator, log)
+            files = {}
+            for step in steps:
+                if isinstance(step, dict):
+                    files = step
+                else:
+                    progress(step[1], desc=step[0])
+                    yield unchanged
         except InputError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         downloads = [str(f) for f in (files["result"], files["tracks"]) if f]
-        return str(files["result"]), None if files["compare"] is None else str(files["compare"]), downloads, state
+        yield (str(files["result"]), None if files["compare"] is None else str(files["compare"]), downloads,
+               "\n".join(log))
 
-    def run_still(portrait, driving, yaw, pitch, roll, preset, strength, gan, state, progress=gr.Progress()):
-        state, folder = session_folder(state)
+    def run_still(portrait, driving, yaw, pitch, roll, preset, strength, gan, request: gr.Request,
+                  progress=gr.Progress()):
+        folder = session_folder(request)
         options = dict(yaw=yaw, pitch=pitch, roll=roll, preset=preset, strength=strength, gan=gan)
+        log: list[str] = []
         try:
             source = check_upload(portrait, ("image",), "portrait (JPEG, PNG, WebP)")
             photo = check_upload(driving, ("image",), "driving photo") if driving else None
-            image = render_still(folder, source, photo, options, generator, progress_of(progress))
+            for step in render_still(folder, source, photo, options, generator, log):
+                if isinstance(step, Path):
+                    image = step
+                else:
+                    progress(step[1], desc=step[0])
+                    yield gr.update()
         except InputError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return str(image), state
+        yield str(image)
 
-    def cleanup(state: dict | None) -> None:
-        if state:
-            shutil.rmtree(state["folder"], ignore_errors=True)
+    def cleanup(request: gr.Request) -> None:
+        stop(str(session_folder(request)))
+        shutil.rmtree(session_folder(request), ignore_errors=True)
 
     t = DEFAULTS.transfer
     with gr.Blocks(title="reenact", delete_cache=(3600, 3600)) as app:
-        state = gr.State(None, delete_callback=cleanup)  # the session's folder, removed when the session ends
         gr.Markdown("# reenact\nAnimate a portrait with the head pose and expressions of a driving video.")
         with gr.Tab("Video"):
             with gr.Row():
@@ -234,11 +257,14 @@ def build(generator: str | None = None):
             with gr.Row():
                 result = gr.Video(label="result", elem_id="result")
                 comparison = gr.Video(label="driving | source | result", elem_id="comparison")
-            downloads = gr.File(label="downloads", file_count="multiple", elem_id="downloads")
+            with gr.Row():
+                downloads = gr.File(label="downloads", file_count="multiple", elem_id="downloads")
+                log = gr.Textbox(label="run log (face model, reference frame chosen, ...)", lines=4,
+                                 elem_id="log")
             job = run.click(run_video, [portrait, driving, use_demo, mode, ref_frame, expression_scale,
-                                        coefficient_scales, follow, smooth, crop_only, start, end, gan, state],
-                            [result, comparison, downloads, state])
-            cancel.click(None, cancels=[job])
+                                        coefficient_scales, follow, smooth, crop_only, start, end, gan],
+                            [result, comparison, downloads, log])
+            cancel.click(lambda request: stop(str(session_folder(request))), None, None, cancels=[job])
         with gr.Tab("Still"):
             with gr.Row():
                 still_portrait = gr.Image(label="portrait", type="filepath", sources=["upload"])
@@ -253,8 +279,9 @@ def build(generator: str | None = None):
                 still_gan = gr.Checkbox(label="3D GAN path", value=False, interactive=bool(generator))
             still_run = gr.Button("Run", variant="primary")
             still_out = gr.Image(label="result", type="filepath")
-            still_run.click(run_still, [still_portrait, still_driving, yaw, pitch, roll, preset, strength, still_gan,
-                                        state], [still_out, state])
+            still_run.click(run_still, [still_portrait, still_driving, yaw, pitch, roll, preset, strength,
+                                        still_gan], still_out)
+        app.unload(cleanup)
     return app
 
 

@@ -105,6 +105,32 @@ def test_a_portrait_and_a_clip_give_a_playable_video(page, app_url, media, talki
         assert got.info.width >= 2.5 * got.info.height * frame.shape[1] / frame.shape[0]
 
 
+def _children() -> list[str]:
+    """The app's running child command lines (their work folders are the sessions')."""
+    found = subprocess.run(["pgrep", "-f", "reenact.run .*reenact-app-"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_cancel_stops_the_run_at_once(page, app_url, media, talking_clip):
+    """Cancel while the child runs: the child is gone within seconds and no result appears."""
+    page.goto(app_url)
+    page.locator("#portrait input[type=file]").set_input_files(str(media / "s42.jpg"))
+    page.locator("#driving input[type=file]").set_input_files(str(talking_clip))
+    page.locator("#run").click()
+    for _ in range(100):
+        if _children():
+            break
+        time.sleep(0.1)
+    assert _children(), "the run did not start"
+    page.locator("#cancel").click()
+    for _ in range(100):
+        if not _children():
+            break
+        time.sleep(0.1)
+    assert not _children()
+    assert page.locator("#result video").count() == 0
+
+
 def test_a_dog_shows_the_one_line_error(page, app_url, media, talking_clip):
     page.goto(app_url)
     page.locator("#portrait input[type=file]").set_input_files(str(media / "s25.jpg"))
@@ -123,8 +149,8 @@ def test_the_still_tab_runs_pipelines_still(media, tmp_path):
     from third_party_wrappers.image import read_image
 
     options = dict(yaw=15, pitch=0, roll=0, preset="smile", strength=1.0, gan=False)
-    out = read_image(render_still(tmp_path, media / "s42.jpg", None, options, None, lambda *a: None))
-    source = read_image(media / "s42.jpg")
+    *_, image = render_still(tmp_path, media / "s42.jpg", None, options, None, [])
+    out, source = read_image(image), read_image(media / "s42.jpg")
     assert out.shape == source.shape and np.abs(out.astype(float) - source).mean() > 2
     with pytest.raises(InputError, match="s25.jpg"):
-        render_still(tmp_path, media / "s25.jpg", None, options, None, lambda *a: None)
+        list(render_still(tmp_path, media / "s25.jpg", None, options, None, []))
