@@ -75,13 +75,15 @@ def page(app_url):
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         tab = browser.new_page(viewport={"width": 1280, "height": 1400})
+        tab.set_default_timeout(120_000)  # uploads on a loaded two-core machine
         yield tab
         browser.close()
 
 
 def test_a_portrait_and_a_clip_give_a_playable_video(page, app_url, media, talking_clip, tmp_path):
     """Upload s42 and a 48-frame clip, run: the result plays in the page and downloads as 48 frames with sound,
-    the comparison beside it is three panels wide; a screenshot of the page is kept."""
+    the comparison beside it is three panels wide, the log names the chosen reference frame; a screenshot of the
+    page is kept."""
     page.goto(app_url)
     page.locator("#portrait input[type=file]").set_input_files(str(media / "s42.jpg"))
     page.locator("#driving input[type=file]").set_input_files(str(talking_clip))
@@ -90,6 +92,7 @@ def test_a_portrait_and_a_clip_give_a_playable_video(page, app_url, media, talki
     result.wait_for(timeout=300_000)
     page.locator("#comparison video").wait_for(timeout=300_000)
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+    assert "driving reference frame" in page.locator("#log textarea").input_value()  # the auto choice, shown
     src = result.get_attribute("src")
     assert src
     video = tmp_path / "result.mp4"
