@@ -8,7 +8,8 @@ import reenact
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ("reenact", "third_party_wrappers", "pipelines")
 OUTSIDE = {"mediapipe", "decord", "av", "PIL", "lpips", "dlib", "face_recognition", "face_recognition_models"}
-OPTIONAL = {"gradio": {"reenact.app"}, "playwright": set()}  # optional extras: their one importer in the package
+# optional extras: their one importer in the package
+OPTIONAL = {"gradio": {"reenact.app"}, "ray": {"reenact.batch"}, "playwright": set()}
 # bottom to top: a module imports only from its own tier or those below it (every module has a tier)
 TIERS = {
     "foundations": {"reenact.errors", "reenact.structures", "reenact.geometry", "reenact.spans", "reenact.canonical",
@@ -24,7 +25,7 @@ TIERS = {
     "renderers": {"reenact.scene", "reenact.warp_render", "reenact.gan_render"},
     "pipeline": {"reenact.pipeline"},
     "commands": {"reenact.run", "reenact.evaluate", "reenact.export_tracks", "reenact.assets", "reenact.demo",
-                 "reenact.app", "reenact.data", "pipelines"},
+                 "reenact.app", "reenact.batch", "reenact.data", "pipelines"},
 }
 
 
