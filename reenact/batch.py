@@ -212,6 +212,7 @@ def run_local(rows: list[Row], out: Path, workers: int, evaluate: bool, record) 
                 device = f"cuda:{free[0]}"
                 busy_gpus.add(free[0])
             running[pool.submit(run_row, row, str(out), evaluate, device)] = (row, device)
+            log.info("%s: started%s", row.output, f" on {device}" if device else "")
             return True
 
         while queue or running:
@@ -240,6 +241,7 @@ def run_ray(rows: list[Row], out: Path, address: str | None, evaluate: bool, rec
     def submit(row: Row) -> None:
         options = {"num_gpus": 1} if is_gpu_row(row) else {}
         pending[task.options(**options).remote(row, str(out), evaluate, "cuda" if options else None)] = row
+        log.info("%s: submitted to Ray%s", row.output, " (1 GPU)" if options else "")
 
     for row in first:
         submit(row)
