@@ -44,8 +44,10 @@ def test_local_batch_runs_resumes_and_skips(manifest, tmp_path):
     rows = read_manifest(manifest)
     assert rows[1].output != rows[0].output and rows[1].options == ("--mode", "absolute")
     out = tmp_path / "out"
-    assert main(["--manifest", str(manifest), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["--manifest", str(manifest), "--out", str(out), "--workers", "2", "--evaluate"]) == 0
     _check(out, rows)
+    evaluated = [r["evaluation"] for r in _results(out) if r["status"] == "done"]
+    assert all(0 <= e["pose_error_ratio"][3] < 2 and e["identity_to_source"] < 0.6 for e in evaluated)
     stamps = {r.output: (out / r.output).stat().st_mtime_ns for r in rows[:2]}
     lines = len(_results(out))
     assert main(["--manifest", str(manifest), "--out", str(out)]) == 0  # everything finished: nothing runs
