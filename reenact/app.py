@@ -10,6 +10,7 @@ nothing else in the package imports it.
 """
 
 import argparse
+import atexit
 import re
 import shutil
 import subprocess
@@ -166,6 +167,7 @@ def build(generator: str | None = None):
     import gradio as gr
 
     root = Path(tempfile.mkdtemp(prefix="reenact-app-"))
+    atexit.register(shutil.rmtree, root, True)  # the sessions' folders, whatever the sessions left
 
     def session_folder(request: gr.Request) -> Path:
         """The browser session's own folder (removed when the session ends)."""
