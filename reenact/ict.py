@@ -182,7 +182,7 @@ class IctModel:
         coeffs = _from_response(coeffs, b.response)  # tracked motion -> blend-shape weight
         # The subject's shape: its tracked reference frame with the fitted expression taken out, so that
         # mesh(shape, code of ref) is exactly what was tracked and codes only move it by blend-shape offsets.
-        ref_pose = HeadPose(pose.rotation[ref:ref + 1], pose.translation[ref:ref + 1], pose.scale[ref:ref + 1])
+        ref_pose = pose.select(slice(ref, ref + 1))
         shape = to_head_frame(target[ref:ref + 1], ref_pose)[0] - _combine(coeffs[ref], b.expression)
         return pose, shape, Expression(coeffs, MODEL, list(b.names))
 

@@ -65,8 +65,7 @@ class Scene:
     def dense_meshes(self, motion: Motion, frames, at: HeadPose | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The dense face's landmarks [n, 478, 3] and vertices [n, V, 3] in crop px, wearing a motion's expressions
         at its poses (or at the image-px poses `at`), for `frames` of it (a slice or indices)."""
-        pose = at if at is not None else HeadPose(motion.pose.rotation[frames], motion.pose.translation[frames],
-                                                  motion.pose.scale[frames])
+        pose = at if at is not None else motion.pose.select(frames)
         coeffs = motion.expression.coeffs[frames]
         return tuple(apply_affine(self.crop.crop_from_image, to_image(x, pose))
                      for x in (self.dense.landmarks(coeffs), self.dense.vertices(coeffs)))
@@ -87,8 +86,7 @@ class Scene:
             return self.dense_meshes(self.target, frames, at)
         if at is None:
             return self.target_verts[frames], None
-        pose = HeadPose(*(x[frames] for x in (self.target_pose.rotation, self.target_pose.translation,
-                                              self.target_pose.scale)))
+        pose = self.target_pose.select(frames)
         head = (self.target_verts[frames] - pose.translation[:, None]) @ pose.rotation / pose.scale[:, None, None]
         return apply_affine(self.crop.crop_from_image, to_image(head, at)), None
 

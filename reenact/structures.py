@@ -135,6 +135,10 @@ class HeadPose(Record):
         return HeadPose(*(x[:1].expand(n, *x.shape[1:]).to(device) for x in (self.rotation, self.translation,
                                                                              self.scale)))
 
+    def select(self, frames, device: torch.device | str | None = None) -> "HeadPose":
+        """The poses of `frames` (a slice or indices), on `device` (default: where they are)."""
+        return HeadPose(*(x[frames].to(device or x.device) for x in (self.rotation, self.translation, self.scale)))
+
     def __len__(self) -> int:
         return self.rotation.shape[0]
 

@@ -114,16 +114,12 @@ def limit_turn(rotation: torch.Tensor, source: torch.Tensor, max_yaw: float, max
     return out
 
 
-def _repeat_pose(pose: HeadPose, n: int) -> HeadPose:
-    return HeadPose(pose.rotation[:1].expand(n, -1, -1), pose.translation[:1].expand(n, -1), pose.scale[:1].expand(n))
-
-
 def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConfig()) -> Motion:
     """A Motion with the driving video's frames, the source subject's shape and re-targeted pose/expression."""
     n, ref = len(driving), driving.ref
     src, drv = source.pose, driving.pose
     if not cfg.pose:
-        pose = _repeat_pose(src, n)
+        pose = src.repeat_first(n)
     elif cfg.mode == "relative":
         delta = drv.rotation @ drv.rotation[ref].T
         ratio = src.scale[0] / drv.scale[ref]

@@ -392,8 +392,7 @@ class WarpRenderer:
         self.inside = inside
         self.mesh_map = mesh_map
         self.src_verts = mesh_map.src_verts
-        self.source_pose = HeadPose(*(x.to(source.device) for x in (source_pose.rotation, source_pose.translation,
-                                                                    source_pose.scale)))
+        self.source_pose = source_pose.select(slice(None), source.device)
         self.outline = face.outer_loop.to(source.device)
         self.cfg = cfg
         self.skin = face.rigid.to(source.device)

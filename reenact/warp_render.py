@@ -15,7 +15,7 @@ from reenact.compose import OutputConfig, landmark_panel
 from reenact.crop import apply_affine, warp_affine
 from reenact.inputs import frame_chunks, frames_to_tensor
 from reenact.scene import Scene, pose_in_crop
-from reenact.structures import Crop, HeadPose, Rendered
+from reenact.structures import Crop, Rendered
 from reenact.warp import DenseMeshMap, LandmarkMeshMap, WarpConfig, WarpMap, WarpRenderer
 
 FACE_MARGIN = 0.5  # the driving frame around the driver's landmark box that the mouth fill may read (of its size)
@@ -45,8 +45,7 @@ def render_range(renderer: WarpRenderer, scene: Scene, start: int, n: int, devic
     `paste_frames` resamples the full source frame through; `driving` frames [n, 3, Hd, Wd] (or a window of them
     whose top-left pixel is `driving_origin`, x y) feed the mouth fill."""
     sl = slice(start, start + n)
-    pose = HeadPose(*(x[sl].to(device) for x in (scene.target_pose.rotation, scene.target_pose.translation,
-                                                  scene.target_pose.scale)))
+    pose = scene.target_pose.select(sl, device)
     target, dense = scene.target_meshes(sl)
     placed = None
     if scene.driving_verts is not None:
