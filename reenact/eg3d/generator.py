@@ -38,7 +38,8 @@ FFHQ512_128_CONFIG = {
 
 
 class OSGDecoder(torch.nn.Module):
-    """Tiny MLP on the plane-averaged feature: -> raw density and 32 color/feature channels."""
+    """Tiny MLP on the plane-averaged feature [N,P,C] (the renderer averages the planes): -> raw density and 32
+    color/feature channels."""
 
     def __init__(self, n_features, options):
         super().__init__()
@@ -49,12 +50,11 @@ class OSGDecoder(torch.nn.Module):
             torch.nn.Softplus(),
             FullyConnectedLayer(self.hidden_dim, 1 + options['decoder_output_dim'], lr_multiplier=lr))
 
-    def forward(self, sampled_features):
-        x = sampled_features.mean(1)
+    def forward(self, x):
         n, m, c = x.shape
         x = self.net(x.view(n * m, c)).view(n, m, -1)
-        rgb = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
-        return {'rgb': rgb, 'sigma': x[..., 0:1]}
+        sigma, rgb = x.split([1, x.shape[-1] - 1], dim=-1)
+        return {'rgb': torch.sigmoid(rgb).mul(1 + 2 * 0.001).sub_(0.001), 'sigma': sigma}
 
 
 class TriPlaneGenerator(torch.nn.Module):
@@ -151,7 +151,7 @@ class TriPlaneGenerator(torch.nn.Module):
         image, image_raw = self.superresolution(
             feature_image[:, :3], feature_image, ws, noise_mode=self.rendering_kwargs['superresolution_noise_mode'],
             fused_modconv=fused_modconv)
-        return {'image': image, 'image_raw': image_raw, 'image_depth': depth_image}
+        return {'image': image.contiguous(), 'image_raw': image_raw.contiguous(), 'image_depth': depth_image}
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, neural_rendering_resolution=None,
                 **synthesis_kwargs):

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .layers import SQRT2, FullyConnectedLayer, bias_act, modulated_conv2d, setup_filter, upsample2d
+from .layers import SQRT2, FullyConnectedLayer, bias_act, channels_last, modulated_conv2d, setup_filter, upsample2d
 from .mapping import MappingNetwork
 
 
@@ -113,10 +113,10 @@ class SynthesisBlock(torch.nn.Module):
         w_iter = iter(ws.unbind(dim=1))
         fused = resolve_fused(fused_modconv, self.fused_modconv_default, self.training)
         if self.in_channels == 0:
-            x = self.const.to(torch.float32).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = channels_last(self.const.to(torch.float32).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]))
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused)
         else:
-            x = x.to(torch.float32)
+            x = channels_last(x.to(torch.float32))
             x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused)
         if img is not None and self.upsamples:
