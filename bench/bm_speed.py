@@ -67,10 +67,15 @@ def run_once(package: Path, source: Path, driving: Path, out: Path, extra: list[
     return secs, usage.ru_maxrss / 2**20
 
 
-def measure(package: Path, source: Path, driving: Path, runs: int, work: Path, extra=()) -> tuple[float, float]:
-    """Median seconds and the largest peak GB over `runs` runs."""
-    results = [run_once(package, source, driving, work / "out.mp4", list(extra)) for _ in range(runs)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+def measure(packages: dict[str, Path], source: Path, driving: Path, runs: int, work: Path,
+            extra=()) -> dict[str, tuple[float, float]]:
+    """Per package: median seconds and the largest peak GB over `runs` runs. The packages take turns run by run,
+    so the machine's drift (about 10 % between minutes) falls on all of them alike."""
+    results = {name: [] for name in packages}
+    for _ in range(runs):
+        for name, package in packages.items():
+            results[name].append(run_once(package, source, driving, work / "out.mp4", list(extra)))
+    return {name: (statistics.median(r[0] for r in rs), max(r[1] for r in rs)) for name, rs in results.items()}
 
 
 def n_frames(video: Path) -> int:
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def case(label, source, driving, runs, target=None, extra=()):
         frames = n_frames(driving)
-        found = {name: measure(pkg, source, driving, runs, args.work, extra) for name, pkg in packages.items()}
+        found = measure(packages, source, driving, runs, args.work, extra)
         base = found.get("baseline", (None,))[0]
         row(label, frames, *found["this"], target, base)
         if base:

@@ -8,6 +8,7 @@ the uncovered background continues the lines around it instead of showing a disp
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,12 @@ class Backdrop(Record):
         fringe = grow((person / FRINGE).clamp(0, 1), reach)
         known = 1 - grow(fringe, reach)
         return cls(image, person, fringe, fill_in(image, known) + (1 - known) * grain(image, known))
+
+    @functools.cached_property
+    def layers(self) -> torch.Tensor:
+        """Image and person mask as one [4, H, W] tensor, what the warp samples: stacked once, not per chunk (a
+        16 MB copy per call at 1137 x 910)."""
+        return torch.cat([self.image, self.person])
 
     def to(self, device) -> "Backdrop":
         return Backdrop(*(x.to(device) for x in (self.image, self.person, self.fringe, self.plate)))

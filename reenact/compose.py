@@ -22,7 +22,7 @@ class OutputConfig:
     compare: bool = False  # write driving | source | result side by side
     crop_only: bool = False  # write the animated crop instead of pasting it back into the source frame
     max_side: int = 1280  # the source is downscaled to this size before anything else
-    chunk: int = 8  # frames rendered at once at 512 x 512 (fewer for larger frames; bounds memory)
+    chunk: int = 8  # frames rendered at once up to 1280 x 720 px (fewer for larger frames; bounds memory)
     segment: int = 64  # frames per encoded segment: the unit of resume after an interruption
     crf: int = 18  # H.264 quality (lower is better)
 

@@ -68,10 +68,15 @@ def face_window(frames: np.ndarray, verts: torch.Tensor) -> tuple[torch.Tensor, 
     return frames_to_tensor(frames[:, y0:y1, x0:x1]), (x0, y0)
 
 
+CHUNK_PIXELS = 1280 * 720  # frames up to this size (a portrait at the size cap) are rendered `chunk` at a time
+
+
 def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
-    """Frames per chunk: `cfg.chunk` for 512 x 512 frames, proportionally fewer for larger ones (bounded memory)."""
+    """Frames per chunk: `cfg.chunk` for frames up to CHUNK_PIXELS, proportionally fewer for larger ones (bounded
+    memory). Fewer frames per chunk cost time: each chunk pays per-call overheads (at 910 x 1137 px, two-frame chunks
+    took 43 ms a frame against 33 ms for eight-frame ones, for 0.24 GB more peak memory)."""
     pixels = max(scene.crop.size ** 2, scene.source_full.shape[-1] * scene.source_full.shape[-2])
-    return max(1, min(cfg.chunk, cfg.chunk * 512 * 512 // pixels))
+    return max(1, min(cfg.chunk, cfg.chunk * CHUNK_PIXELS // pixels))
 
 
 PANEL_FACE = 1.7  # the driving panel of a motion without video spans this many times the source face's size
