@@ -34,6 +34,7 @@ from reenact.tracks_io import save_tracks
 from reenact.transfer import TransferConfig, transfer
 from reenact.warp import WarpConfig, WarpMap, paste_frames
 from reenact.warp_render import WarpSceneRenderer
+from third_party_wrappers.memory import release_free_memory
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
@@ -247,6 +248,7 @@ def _render_segment(scene: Scene, reader, cfg: OutputConfig, renderer: Renderer,
             writer.abort()
         raise
     writer.close()
+    release_free_memory()  # the freed temporaries of the segment: without this the resident size creeps up
 
 
 def _complete(part: Path, n_frames: int) -> bool:
