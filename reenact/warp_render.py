@@ -82,6 +82,15 @@ def chunk_size(scene: Scene, cfg: OutputConfig) -> int:
 PANEL_FACE = 1.7  # the driving panel of a motion without video spans this many times the source face's size
 
 
+def motion_panel(scene: Scene, first: int, n: int) -> torch.Tensor:
+    """The driving panel [n, 3, S, S] of target frames [first, first + n) of a motion without video: the target
+    landmarks as dots, framed on the source face (PANEL_FACE times its size)."""
+    lo, hi = scene.source_verts[:, :2].amin(0), scene.source_verts[:, :2].amax(0)
+    side = float((hi - lo).max()) * PANEL_FACE
+    points = (scene.target_verts[first:first + n, :, :2] - (lo + hi) / 2 + side / 2) * (scene.crop.size / side)
+    return landmark_panel(points, scene.crop.size, dot=max(1, scene.crop.size // 256))
+
+
 class WarpSceneRenderer:
     """The default renderer of a scene, prepared once per run: the warp maps of driving frames [start, end) per
     chunk, which `reenact.pipeline.compose_frames` turns into output frames."""
@@ -100,19 +109,10 @@ class WarpSceneRenderer:
             drv = window = None  # None: a motion without video, or a driver not placed in its frames
             origin = (0, 0)
             if frames is None and self.output.compare:  # a motion without video: its landmarks stand in
-                drv = self._motion_panel(first, n).to(device)
+                drv = motion_panel(scene, first, n).to(device)
             if frames is not None:
                 drv = frames_to_tensor(frames).to(device) if self.output.compare else None
                 if scene.driving_verts is not None:
                     window, origin = face_window(frames, scene.driving_verts[first:first + n])
                     window = window.to(device)
             yield drv, render_range(self.renderer, scene, first, n, device, window, self.output.crop_only, origin)
-
-    def _motion_panel(self, first: int, n: int) -> torch.Tensor:
-        """The driving panel [n, 3, S, S] of target frames [first, first + n) of a motion without video: the target
-        landmarks as dots, framed on the source face (PANEL_FACE times its size)."""
-        scene = self.scene
-        lo, hi = scene.source_verts[:, :2].amin(0), scene.source_verts[:, :2].amax(0)
-        side = float((hi - lo).max()) * PANEL_FACE
-        points = (scene.target_verts[first:first + n, :, :2] - (lo + hi) / 2 + side / 2) * (scene.crop.size / side)
-        return landmark_panel(points, scene.crop.size, dot=max(1, scene.crop.size // 256))

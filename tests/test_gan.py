@@ -1,6 +1,7 @@
 """The 3D GAN path on the small oracle EG3D (128 px, random weights): projection, tuning, masks, cameras, CLI."""
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -223,6 +224,26 @@ def test_video_path_end_to_end(cli_inputs, tmp_path):
         shutil.rmtree(seg)
     assert main(args) == 0  # the re-render reuses latents and tuned weights
     assert next(work.glob("gan-tuned-*.pt")).stat().st_mtime == mtime
+
+
+def test_motion_without_video_compares_with_its_landmarks(cli_inputs, tmp_path):
+    """--compare on the GAN path for a driving motion without video: the driving panel shows the motion's
+    landmarks (light dots on dark grey), as on the warp path."""
+    source, clip, root = cli_inputs
+    tracks, out = tmp_path / "t.npz", tmp_path / "out.mp4"
+    assert main([str(source), str(clip), "-o", str(tmp_path / "warp.mp4"), "-q", "--no-cache",
+                 "--export-tracks", str(tracks)]) == 0
+    assert main([str(source), "--tracks", str(tracks), "-o", str(out), "-q", "--no-cache", "--compare",
+                 "--generator", str(root / "tiny_state_dict.pt"), "--steps-first", "10", "--steps-per-frame", "2",
+                 "--tune-steps", "2", "--keyframe-every", "5", "--gan.w-avg-samples", "64"]) == 0
+    with open_video(out) as reader:
+        frames = reader.read(list(range(reader.info.n_frames)))
+    h, w = frames.shape[1:3]
+    assert len(frames) == 6 and w == 3 * h  # motion panel | source | result
+    panel = frames[:, :, : w // 3].astype(float)
+    assert abs(float(np.median(panel)) - 0.12 * 255) < 8  # the dark grey background
+    dots = (panel > 0.6 * 255).mean()
+    assert 0.002 < dots < 0.2, dots
 
 
 @pytest.mark.parametrize("content", [None, b"PK\x03\x04 truncated", b"\x80\x04not a pickle"])
