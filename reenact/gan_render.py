@@ -48,7 +48,7 @@ from reenact.structures import Crop, HeadPose, Latents, Rendered, atomic_write
 from reenact.symmetry import SPI_MIN_YAW, filtered_masks, mirrored_views, spi_weight
 from reenact.tune import inpaint_mouth, tune_generator
 from reenact.warp import WarpConfig
-from reenact.warp_render import make_renderer, motion_panel
+from reenact.warp_render import driving_panel, make_renderer
 
 log = logging.getLogger("reenact")
 LATENTS_VERSION = 1  # part of the cached latents' key: bump when the projection changes its output
@@ -292,10 +292,7 @@ class GanSceneRenderer:
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[tuple[torch.Tensor | None, Rendered]]:
         """Per chunk: (driving frames [N, 3, Hd, Wd] for a side-by-side output, else None; rendered crops)."""
         for first, n, frames in frame_chunks(self.reader, self.output.chunk, start, end):
-            drv = None  # a motion without video shows its landmarks in the driving panel, as on the warp path
-            if self.output.compare:
-                drv = motion_panel(self.scene, first, n) if frames is None else frames_to_tensor(frames)
-                drv = drv.to(self.device)
+            drv = driving_panel(self.scene, frames, first, n, self.device) if self.output.compare else None
             yield drv, render_gan(self.state, self.scene, torch.arange(first, first + n), self.device)
 
 

@@ -91,6 +91,13 @@ def motion_panel(scene: Scene, first: int, n: int) -> torch.Tensor:
     return landmark_panel(points, scene.crop.size, dot=max(1, scene.crop.size // 256))
 
 
+def driving_panel(scene: Scene, frames: np.ndarray | None, first: int, n: int, device: torch.device) -> torch.Tensor:
+    """The driving panel of a `--compare` output for target frames [first, first + n): the driving frames uint8
+    [n, H, W, 3] as float [n, 3, H, W], or, for a motion without video (frames None), its landmarks."""
+    panel = motion_panel(scene, first, n) if frames is None else frames_to_tensor(frames)
+    return panel.to(device)
+
+
 class WarpSceneRenderer:
     """The default renderer of a scene, prepared once per run: the warp maps of driving frames [start, end) per
     chunk, which `reenact.pipeline.compose_frames` turns into output frames."""
@@ -106,13 +113,9 @@ class WarpSceneRenderer:
         crops for a crop-only output)."""
         scene, device = self.scene, self.device
         for first, n, frames in frame_chunks(self.reader, self.size, start, end):
-            drv = window = None  # None: a motion without video, or a driver not placed in its frames
-            origin = (0, 0)
-            if frames is None and self.output.compare:  # a motion without video: its landmarks stand in
-                drv = motion_panel(scene, first, n).to(device)
-            if frames is not None:
-                drv = frames_to_tensor(frames).to(device) if self.output.compare else None
-                if scene.driving_verts is not None:
-                    window, origin = face_window(frames, scene.driving_verts[first:first + n])
-                    window = window.to(device)
+            drv = driving_panel(scene, frames, first, n, device) if self.output.compare else None
+            window, origin = None, (0, 0)  # None: a motion without video, or a driver not placed in its frames
+            if frames is not None and scene.driving_verts is not None:
+                window, origin = face_window(frames, scene.driving_verts[first:first + n])
+                window = window.to(device)
             yield drv, render_range(self.renderer, scene, first, n, device, window, self.output.crop_only, origin)
