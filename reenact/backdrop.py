@@ -2,7 +2,8 @@
 
 The mask decides what moves: the person moves with the head, the background stays (see `reenact.warp.resample`).
 Where the head uncovers background, a wider mask (`fringe`) says what was person: segmentation fades out over
-the outermost hair, and those pixels, left in place, would trace the old head outline. What shows there is the
+the outermost hair and misses loose strands (`strands` finds them), and those pixels, left in place, would trace
+the old head outline. What shows there is the
 `plate`: the picture with the person filled in from the background around it (once per run), at its own place, so
 the uncovered background continues the lines around it instead of showing a displaced copy.
 """
@@ -22,6 +23,10 @@ from reenact.structures import Crop, Record
 FRINGE = 0.25  # person-mask value from which a pixel fully counts as person where it is uncovered ...
 FRINGE_GROW = 0.006  # ... and the reach beyond the mask, as a fraction of the picture's larger side
 GRAIN_SIGMA = 2  # px: detail finer than this blur counts as the background's grain (see `grain`)
+STRAND_REACH = 0.03  # how far beyond the fringe loose hair is looked for, as a fraction of the larger side ...
+STRAND_CONTRAST = (3.0, 0.03)  # ... where a pixel stands out from the background there by this many times the
+# background's own grain, and at least this much (0-1 levels)
+STRAND_STEP = 1  # cells of 2 px: gaps in a strand up to this wide do not break it
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,15 @@ class Backdrop(Record):
 
     @classmethod
     def of(cls, image: torch.Tensor, person: torch.Tensor) -> "Backdrop":
-        """The backdrop of an image and its person mask; the fringe is the mask over FRINGE, grown by FRINGE_GROW;
-        the plate fills the fringe grown once more (hair the mask missed) from the background beyond it."""
+        """The backdrop of an image and its person mask; the fringe is the mask over FRINGE, grown by FRINGE_GROW,
+        with the loose hair around it (`strands`); the plate fills the fringe grown once more (hair the mask missed)
+        from the background beyond it."""
         reach = max(1, round(FRINGE_GROW * max(image.shape[-2:])))
+        detail = fine_detail(image)
         fringe = grow((person / FRINGE).clamp(0, 1), reach)
+        fringe = torch.maximum(fringe, grow(strands(detail, fringe), 1))
         known = 1 - grow(fringe, reach)
-        return cls(image, person, fringe, fill_in(image, known) + (1 - known) * grain(image, known))
+        return cls(image, person, fringe, fill_in(image, known) + (1 - known) * grain(detail, known))
 
     @functools.cached_property
     def layers(self) -> torch.Tensor:
@@ -82,12 +90,41 @@ def fill_in(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return filled
 
 
-def grain(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Fixed noise [C, H, W] as strong as the fine detail of the known pixels around each place: a smooth fill
-    over a textured background (canvas, foliage, film grain) would show as a flat blot. Seeded: the same plate
-    every run."""
+def strands(detail: torch.Tensor, fringe: torch.Tensor) -> torch.Tensor:
+    """Loose hair [1, H, W] (0 or 1) beyond the fringe [1, H, W] of an image whose `fine_detail` is `detail`
+    [C, H, W]: detail that stands out (STRAND_CONTRAST) from the grain of the background beyond STRAND_REACH, in
+    lines that reach out from the fringe (no further than STRAND_REACH). Segmentation misses flyaway strands; left
+    as background they stay in place as a ghost outline when the head moves away."""
+    h, w = detail.shape[-2:]
+    reach = max(1, round(STRAND_REACH * max(h, w)))
+
+    def coarse(mask):  # the search runs on a grid of 2 x 2 px cells, 8x cheaper; a 1-px line survives the max
+        return F.max_pool2d(mask[None], 2, ceil_mode=True)[0]
+
+    def fine(mask):
+        return mask.repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :h, :w]
+
+    held = coarse((fringe >= 1).float())
+    beyond = 1 - fine(grow(held, -(-reach // 2)))
+    ratio, floor = STRAND_CONTRAST
+    detail = detail.abs().amax(0, keepdim=True)
+    grain = fill_in(detail.square(), beyond).clamp_min(0).sqrt()
+    candidate = ((detail > torch.clamp(ratio * grain, min=floor)) & (beyond < 1)).float()
+    reached, cells = held, coarse(candidate)
+    for _ in range(0, reach, 2 * STRAND_STEP):  # grown from the fringe through candidates only: lines off the hair
+        reached = grow(reached, STRAND_STEP) * torch.maximum(cells, held)
+    return fine(reached) * candidate * (fringe < 1)
+
+
+def fine_detail(image: torch.Tensor) -> torch.Tensor:
+    """What [C, H, W] a blur of GRAIN_SIGMA px takes out of an image [C, H, W]."""
     k = 2 * GRAIN_SIGMA * 3 + 1
-    detail = image - kf.gaussian_blur2d(image[None], (k, k), (GRAIN_SIGMA, GRAIN_SIGMA))[0]
-    strength = fill_in(detail.square(), known).clamp_min(0).sqrt()
-    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(0)).to(image.device)
-    return strength * noise
+    return image - kf.gaussian_blur2d(image[None], (k, k), (GRAIN_SIGMA, GRAIN_SIGMA))[0]
+
+
+def grain(detail: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fixed noise [C, H, W] as strong (RMS) as the fine detail [C, H, W] (`fine_detail`) of the known pixels around
+    each place: a smooth fill over a textured background (canvas, foliage, film grain) would show as a flat blot.
+    Seeded: the same plate every run."""
+    noise = torch.randn(detail.shape, generator=torch.Generator().manual_seed(0)).to(detail.device)
+    return fill_in(detail.square(), known).clamp_min(0).sqrt() * noise

@@ -17,6 +17,10 @@ IRIS_CENTRES = (468, 473)  # subject's right, left
 LIP_GAP = (13, 14)  # inner upper / lower lip midpoints
 EYELIDS = ((159, 145), (386, 374))  # (upper, lower) lid midpoints, subject's right then left eye
 EYE_CORNERS = ((33, 133), (362, 263))
+# the subject's right upper lid, outer to inner corner: its margin, the ring above it (over the lashes) and the next
+# (the crease); the left lid's are their mirrors
+UPPER_LID_RINGS = ((246, 161, 160, 159, 158, 157, 173), (247, 30, 29, 27, 28, 56, 190),
+                   (113, 225, 224, 223, 222, 221, 189))
 LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269, 270,
         291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)  # mediapipe FACEMESH_LIPS points
 

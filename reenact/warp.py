@@ -3,10 +3,12 @@
 For each target frame we build a backward map (target pixel -> where to read in the source crop):
 1. Inside the face mesh: barycentric rasterization of the target mesh (nearest triangle wins, so a
    turning head occludes itself correctly); each pixel reads the same barycentric point of the source
-   mesh. The eye holes are closed by fans from the iris centres, so gaze follows the driver. This mesh map is
-   a component (`LandmarkMeshMap`); `DenseMeshMap` rasterizes a finer surface (the ICT model's face,
-   `reenact.dense_face`) in front of the landmark mesh: it decides wherever it covers, and the landmark mesh with
-   its eye and mouth fans shows through its eye and mouth openings and fills the rest of the face outline.
+   mesh. The eye holes are closed by fans from the iris centres, so gaze follows the driver; an upper lid that
+   closes further than the source's reads further up the source's lid (the skin its fold hides), not its lashes
+   stretched. This mesh map is a component (`LandmarkMeshMap`); `DenseMeshMap` rasterizes a finer surface (the
+   ICT model's face, `reenact.dense_face`) in front of the landmark mesh: it decides wherever it covers, and the
+   landmark mesh with its eye and mouth fans shows through its eye and mouth openings and fills the rest of the
+   face outline.
 2. Outside: a smooth field extrapolated from the mesh (normalised Gaussian splatting of the vertex
    displacements, falling back to the head's 2D affine motion far away), applied inside an ellipse
    around the head that covers hair, ears and neck and fades to zero beyond it and at the crop border
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import kornia.filters as kf
@@ -36,13 +39,16 @@ import torch
 import torch.nn.functional as F
 
 from reenact.backdrop import Backdrop
-from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, load_canonical
+from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, UPPER_LID_RINGS, load_canonical
 from reenact.crop import apply_affine, pixels_to_grid
 from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import face_mask, interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Record, Rendered
 
 MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
+LID_UNFOLD = (2.0, 0.75)  # a closing upper lid: the share of the source's gap closed at which it reads its
+# unfolded skin fully (x2: from half closed on), and how far up toward the next ring its margin then reads (the
+# rest of the lash band stays, as the closed lid's lash line)
 LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
 STRETCH = (1.25, 2.0)  # target / source mouth-hole area over which the driver's mouth fill fades in
 CLOSED_MOUTH = (0.04, 0.01)  # source mouth-hole area (eye-corner distances squared) below which its lips count
@@ -102,6 +108,59 @@ def _iris_between_lids(verts: torch.Tensor) -> torch.Tensor:
     out = verts.clone()
     out[..., iris, :2] = moved
     return out
+
+
+def _lid_gaps(verts: torch.Tensor) -> torch.Tensor:
+    """Each eye's lid gap [..., 2] (subject's right, left) over its corner distance, of landmarks [..., 478+, 2+]."""
+    lids, corners = torch.tensor(EYELIDS, device=verts.device), torch.tensor(EYE_CORNERS, device=verts.device)
+    gap = (verts[..., lids[:, 0], :2] - verts[..., lids[:, 1], :2]).norm(dim=-1)
+    return gap / (verts[..., corners[:, 0], :2] - verts[..., corners[:, 1], :2]).norm(dim=-1).clamp_min(1e-6)
+
+
+@lru_cache(maxsize=1)
+def _upper_lid_rings() -> torch.Tensor:
+    """[2 eyes, 3 rings, 7] landmark indices of the upper lids' margin, the ring above it and the next."""
+    right = torch.tensor(UPPER_LID_RINGS)
+    return torch.stack([right, load_canonical().mirror[right]])
+
+
+def _lid_unfolding(src: torch.Tensor) -> torch.Tensor:
+    """How far each source landmark [479, 2+] moves [2 eyes, 479, 2] when that eye's upper lid is fully unfolded
+    (see `_lid_closure`): its margin LID_UNFOLD[1] of the way to the ring above it, that ring half as far toward the
+    crease."""
+    rings = _upper_lid_rings().to(src.device)
+    margin, above, crease = (src[rings[:, k], :2] for k in range(3))  # [2, 7, 2]
+    eye = torch.arange(2, device=src.device)[:, None]
+    shift = torch.zeros(2, len(src), 2, device=src.device)
+    shift[eye, rings[:, 0]] = LID_UNFOLD[1] * (above - margin)
+    shift[eye, rings[:, 1]] = LID_UNFOLD[1] / 2 * (crease - above)
+    return shift
+
+
+def _carried(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Values [E, V, C] of a mesh's vertices verts [V, 2+] (triangles faces [F, 3]) at points [P, 2]: [E, P, C],
+    barycentric within the triangle that holds a point, 0 outside the triangles where any value is non-zero."""
+    faces = faces[values.abs().amax((0, 2))[faces].any(1)]
+    a, b, c = (verts[faces[:, k], :2] for k in range(3))  # [F, 2]
+    u, v, w = b - a, c - a, points[:, None, :2] - a  # w [P, F, 2]
+    det = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    l1 = (w[..., 0] * v[:, 1] - w[..., 1] * v[:, 0]) / det
+    l2 = (u[:, 0] * w[..., 1] - u[:, 1] * w[..., 0]) / det
+    bary = torch.stack([1 - l1 - l2, l1, l2], -1)  # [P, F, 3]
+    inside = (bary >= -1e-6).all(-1)
+    first = inside.float().argmax(1)  # [P]: the first triangle that holds each point
+    held = inside.any(1)[:, None]
+    weights = bary[torch.arange(len(points), device=points.device), first] * held  # [P, 3]
+    corners = values[:, faces[first]]  # [E, P, 3, C]
+    return (corners * weights[None, ..., None]).sum(2)
+
+
+def _lid_closure(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """How far [N, 2] each target eye's upper lid (meshes [N, 479, 2+]) reads up its source lid (landmarks
+    [479, 2+]), 0 to 1, growing with the share of the source's lid gap that closes (LID_UNFOLD[0] times it). A
+    closing lid unfolds skin that the source's open eye hides in its fold; read as it is, the lashes and the crease
+    over them stretch into a dark smear where the skin of the closed lid should be."""
+    return (LID_UNFOLD[0] * (1 - _lid_gaps(tgt) / _lid_gaps(src))).clamp(0, 1)
 
 
 def _polygon_area(pts: torch.Tensor) -> torch.Tensor:
@@ -322,6 +381,12 @@ class LandmarkMeshMap:
         self.faces = torch.cat([face.triangles, eyes, mouth]).to(device)
         self.mouth_faces = torch.arange(len(self.faces), device=device) >= len(self.faces) - len(mouth)
         self.src_verts = _with_mouth_centre(source_verts)
+        self.unfolding = _lid_unfolding(self.src_verts)
+
+    def _source_points(self, closure: torch.Tensor) -> torch.Tensor:
+        """Where target meshes read the source [N, 479, 2]: the source's landmarks, each eye's upper lid further up
+        the lid by its closure [N, 2] (`_lid_closure`)."""
+        return self.src_verts[None, :, :2] + torch.einsum("ne,evc->nvc", closure, self.unfolding)
 
     def __call__(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int, size: int):
         """Coverage [N, r, r] of target meshes tgt [N, 479, 3] (crop px, with the mouth centre) over a size^2 crop,
@@ -330,7 +395,7 @@ class LandmarkMeshMap:
         target vertices [N, V, 3] exactly when this map has one."""
         if dense_verts is not None:
             raise ValueError("a landmark mesh map takes no dense_verts")
-        attrs = torch.cat([self.src_verts[None].expand(len(tgt), -1, -1)[..., :2], drv[..., :2]], -1)
+        attrs = torch.cat([self._source_points(_lid_closure(self.src_verts, tgt)), drv[..., :2]], -1)
         return self._raster(tgt, self.faces, self.mouth_faces, attrs, r, size)
 
     @staticmethod
@@ -358,6 +423,8 @@ class DenseMeshMap(LandmarkMeshMap):
         self.all_mouth = torch.cat([torch.zeros(len(corners), dtype=torch.bool, device=source.device),
                                     self.mouth_faces])
         self.corner_src = source[self.dense_faces.flatten(), :2]
+        self.corner_unfolding = _carried(source, self.src_verts, self.faces,
+                                         self.unfolding)[:, self.dense_faces.flatten()]  # [2, 3F, 2]
 
     def __call__(self, tgt: torch.Tensor, drv: torch.Tensor, dense_verts: torch.Tensor | None, r: int, size: int):
         """As the landmark map's, the dense surface's target vertices given. A frame's dense triangles that face
@@ -372,8 +439,9 @@ class DenseMeshMap(LandmarkMeshMap):
                                                                           float("nan"))
         behind = (dense_verts[..., 2].amax(1) - tgt[..., 2].amin(1)).clamp_min(0) + 1
         verts = torch.cat([corners, tgt + F.pad(behind[:, None, None], (2, 0))], 1)
-        src = self.corner_src[None].expand(len(tgt), -1, -1)
-        landmarks = torch.cat([self.src_verts[None].expand(len(tgt), -1, -1)[..., :2], drv[..., :2]], -1)
+        closure = _lid_closure(self.src_verts, tgt)
+        src = self.corner_src + torch.einsum("ne,epc->npc", closure, self.corner_unfolding)
+        landmarks = torch.cat([self._source_points(closure), drv[..., :2]], -1)
         attrs = torch.cat([torch.cat([src, src], -1), landmarks], 1)
         return self._raster(verts, self.all_faces, self.all_mouth, attrs, r, size)
 

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from reenact import warp
-from reenact.canonical import load_canonical
+from reenact.canonical import EYELIDS, UPPER_LID_RINGS, load_canonical
 from reenact.crop import CropConfig, apply_affine, ffhq_crop, warp_affine
-from reenact.backdrop import Backdrop
+from reenact.backdrop import FRINGE_GROW, Backdrop
 from reenact.inputs import frames_to_tensor
 from reenact.pose import estimate_pose
+from reenact.raster import rasterize
 from reenact.track import track_image
 from reenact.structures import Crop, HeadPose, Tracks
 from reenact.warp import STILL, LandmarkMeshMap, WarpRenderer, paste_frames, resample
@@ -157,6 +158,31 @@ def test_the_plate_continues_the_background_behind_the_person():
     assert 0.5 < grain / (image - kf.gaussian_blur2d(image[None], (15, 15), (4.0, 4.0))[0])[:, known].std() < 1.5
 
 
+def test_loose_strands_off_the_hair_leave_the_plate():
+    """Six dark 1-px strands reaching 10 px out from a person disc over a pale wall with grain (segmentation misses
+    them) count as person and are filled in the plate, so they do not stay behind as a ghost outline when the head
+    moves away; a dark line as thin but apart from the person (a cable on the wall 12 px off, within the reach) stays
+    background."""
+    g = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(400) + 0.5, torch.arange(400) + 0.5, indexing="ij")
+    r = ((xs - 200) ** 2 + (ys - 200) ** 2).sqrt()
+    wall = 0.8 + 0.05 * xs / 400
+    image = (wall + 0.005 * torch.randn(3, 400, 400, generator=g)).clamp(0, 1)
+    person = (r < 100).float()[None]
+    angle = torch.atan2(ys - 200, xs - 200)
+    strand = torch.zeros(400, 400, dtype=torch.bool)
+    for a in torch.linspace(-2.5, 2.5, 6):
+        strand |= ((angle - a).abs() * r < 0.6) & (r >= 100) & (r < 110)
+    cable = ((xs - 88).abs() < 0.6) & ((ys - 200).abs() < 15)
+    image[:, strand | cable] = 0.3
+    backdrop = Backdrop.of(image, person)
+    loose = strand & (r > 100 + FRINGE_GROW * 400 + 1)  # beyond the mask's own fringe
+    assert float((backdrop.fringe[0][loose] >= 1).float().mean()) > 0.9
+    assert (backdrop.plate[:, loose] - wall[loose]).abs().mean() < 0.05
+    assert backdrop.fringe[0][cable].max() == 0
+    assert torch.equal(backdrop.plate[:, cable], image[:, cable])
+
+
 def test_resample_keeps_pixels_read_from_nowhere(disc_backdrop):
     """A zero shift returns the source bit for bit (no resampling); a tenth of STILL barely changes it."""
     assert torch.equal(resample(disc_backdrop, torch.zeros(1, 2, 128, 128))[0], disc_backdrop.image)
@@ -193,3 +219,38 @@ def test_paste_frames_resamples_the_source_frame_once(setup, monkeypatch):
     monkeypatch.setattr(warp, "_moving_box", lambda m, size: (0, 0, size, size))
     whole = paste_frames(frame, moved, crop)
     assert np.abs(whole.astype(int) - pasted).max() <= 1
+
+
+def test_a_closing_lid_shows_skin_not_its_lashes(setup, monkeypatch):
+    """Both upper lids lowered onto the lower ones, the ring above each margin 0.6 as far (a closed eye as the
+    tracker draws it): the band between margin and ring, the closed lid's skin, is as bright as the source's lid
+    skin above its lashes, not the source's lash band stretched into a dark smear (which it is when the lid reads
+    its source unchanged: the negative control)."""
+    source, verts, renderer, pose = setup
+    face = load_canonical()
+    right = torch.tensor(UPPER_LID_RINGS)
+    rings = torch.stack([right, face.mirror[right]])  # [eye, ring, 7]
+
+    def band(points, a, b):
+        ids = rings[:, [a, b]].flatten()
+        tris = face.triangles[torch.isin(face.triangles, ids).all(1)]
+        return rasterize(points[None], tris, 256, 256).pix_to_face[0] >= 0
+
+    def brightness(image, mask):
+        return float(image.mean(0)[mask].mean())
+
+    lashes, skin = brightness(source, band(verts, 0, 1)), brightness(source, band(verts, 1, 2))
+    assert skin > lashes + 0.05
+    target = verts.clone()
+    for eye, (upper, lower) in enumerate(EYELIDS):
+        drop = verts[lower, 1] - verts[upper, 1] - 1.0
+        target[rings[eye, 0], 1] += drop
+        target[rings[eye, 1], 1] += 0.6 * drop
+    closed = band(target, 0, 1)
+
+    def share(image):  # 0: the lashes' brightness, 1: the skin's
+        return (brightness(image, closed) - lashes) / (skin - lashes)
+
+    assert share(renderer.render(0, target[None], pose).image[0]) > 0.5
+    monkeypatch.setattr(warp, "LID_UNFOLD", (0.0, warp.LID_UNFOLD[1]))
+    assert share(renderer.render(0, target[None], pose).image[0]) < 0.25
