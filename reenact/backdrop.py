@@ -23,8 +23,8 @@ from reenact.structures import Crop, Record
 FRINGE = 0.25  # person-mask value from which a pixel fully counts as person where it is uncovered ...
 FRINGE_GROW = 0.006  # ... and the reach beyond the mask, as a fraction of the picture's larger side
 GRAIN_SIGMA = 2  # px: detail finer than this blur counts as the background's grain (see `grain`)
-STRAND_REACH = 0.03  # how far beyond the fringe loose hair is looked for, as a fraction of the larger side ...
-STRAND_CONTRAST = (3.0, 0.03)  # ... where a pixel stands out from the background there by this many times the
+STRAND_REACH = 0.05  # how far beyond the fringe loose hair is looked for, as a fraction of the larger side ...
+STRAND_CONTRAST = (3.0, 0.015)  # ... where a pixel stands out from the background there by this many times the
 # background's own grain, and at least this much (0-1 levels)
 STRAND_STEP = 1  # cells of 2 px: gaps in a strand up to this wide do not break it
 
@@ -108,7 +108,7 @@ def strands(detail: torch.Tensor, fringe: torch.Tensor) -> torch.Tensor:
     beyond = 1 - fine(grow(held, -(-reach // 2)))
     ratio, floor = STRAND_CONTRAST
     detail = detail.abs().amax(0, keepdim=True)
-    grain = fill_in(detail.square(), beyond).clamp_min(0).sqrt()
+    grain = fill_in(detail.square(), 1 - fine(grow(held, reach))).clamp_min(0).sqrt()  # twice as far: no strands
     candidate = ((detail > torch.clamp(ratio * grain, min=floor)) & (beyond < 1)).float()
     reached, cells = held, coarse(candidate)
     for _ in range(0, reach, 2 * STRAND_STEP):  # grown from the fringe through candidates only: lines off the hair
