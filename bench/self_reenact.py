@@ -1,7 +1,7 @@
 """Self-reenactment fidelity: each talking clip drives its own first frame; the output is scored against the truth.
 
     python bench/self_reenact.py [--clips d3 vs18 ...] [--frames 120] [--work DIR] [--sheet DIR] [--json FILE]
-                                 [--rerun] [-- EXTRA REENACT.RUN ARGS]
+                                 [--rerun] [--observe] [-- EXTRA REENACT.RUN ARGS]
 
 The field's standard protocol: frame 0 of a clip (saved as PNG) is the source, the same clip drives it, so every
 output frame has a true frame to match and no observer model is needed. The real command line runs
@@ -18,6 +18,11 @@ camera moves and the background cannot match the source's, so the beside target 
 Targets (the issue): head PSNR >= baseline + 4 dB, head SSIM >= baseline + 0.05, beside PSNR within 0.5 dB of
 the baseline where the camera is still. `--sheet DIR`: per clip, 4 frames as columns; rows true frame, output,
 |difference| x 3 with the head box outlined in green.
+
+`--observe` (needs `pip install "reenact[eval]"`): the dlib observer (`reenact.observe`, no model shared with the
+pipeline) reads output and true frames; per clip, output / truth std ratio and correlation of the head angles and
+of the expression measures (mouth opening and width, eye openness, brows), and the mean landmark distance to the
+truth's per face part (% of the truth's outer eye-corner distance) for the output and for the baseline.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from reenact.inputs import fit_max_side, frames_to_tensor, tensor_to_frames
+from reenact.observe import EXPRESSIONS, compare_observations, load_observer, observe_video
 from reenact.quality import SSIM_WINDOW, psnr
 from reenact.structures import Tracks
 from reenact.track import TrackConfig, track_video
@@ -50,6 +56,8 @@ GROW = 0.3  # head box margin, fraction of the box size on each side
 MOVING = 3.0  # levels: above this `moving`, the camera is taken to move
 HEAD_PSNR_GAIN, HEAD_SSIM_GAIN, BESIDE_TOLERANCE = 4.0, 0.05, 0.5
 CHUNK = 8  # frames compared at once
+PARTS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
+         "mouth": range(48, 68)}  # dlib's 68 landmarks
 SHEET_FRAMES, SHEET_WIDTH = 4, 1600
 
 
@@ -147,6 +155,48 @@ def compare(clip: Path, out: Path, n: int, box: np.ndarray, sheet: Path | None) 
             "moving": float(np.mean(moving[1:])), "regions": regions, "per_frame": series}
 
 
+def observed(clip: Path, out: Path, n: int, faces) -> dict:
+    """The dlib observer's view of output against truth (see the module docstring)."""
+    with open_video(clip) as truth_reader, open_video(out) as out_reader:
+        output = np.concatenate([f for _, f in out_reader.chunks(32, 0, n)])
+        oh, ow = output.shape[1:3]
+        truth = np.stack([fit_max_side(f, max(oh, ow))[0][:oh, :ow] for _, c in truth_reader.chunks(32, 0, n)
+                          for f in c])
+    seen_out, seen_truth = (observe_video(v, every=n, faces=faces) for v in (output, truth))
+    c = compare_observations(seen_out, seen_truth, seen_truth)
+    both = seen_out.found & seen_truth.found
+    both[0] = False
+    truth_pts = seen_truth.landmarks[both]
+    iod = (truth_pts[:, 45] - truth_pts[:, 36]).norm(dim=-1)[:, None]
+    errors = {}
+    for who, pts in (("output", seen_out.landmarks[both]), ("baseline", seen_truth.landmarks[:1].expand_as(truth_pts))):
+        distance = (pts - truth_pts).norm(dim=-1) / iod * 100
+        errors[who] = {part: float(distance[:, list(idx)].mean()) for part, idx in PARTS.items()}
+    return {"frames": int(both.sum()), "pose_std_ratio": c.pose_std_ratio, "pose_correlation": c.pose_correlation,
+            "expression_std_ratio": c.expression_std_ratio, "expression_correlation": c.expression_correlation,
+            "landmark_error": errors}
+
+
+def observed_table(results: list[dict]) -> str:
+    """One row per observed clip: pose and expression std ratio / correlation, landmark errors output / baseline."""
+    def cell(v, f=".2f"):
+        return "-" if v is None else format(v, f)
+
+    rows = [["clip", "yaw", "pitch", "roll", *EXPRESSIONS, *PARTS]]
+    for r in results:
+        o = r.get("observed")
+        if o is None:
+            continue
+        rows.append([r["clip"], *(f"{cell(s)}/{cell(c)}" for s, c in zip(o["pose_std_ratio"], o["pose_correlation"])),
+                     *(f"{cell(o['expression_std_ratio'][k])}/{cell(o['expression_correlation'][k])}"
+                       for k in EXPRESSIONS),
+                     *(f"{o['landmark_error']['output'][p]:.1f}/{o['landmark_error']['baseline'][p]:.1f}"
+                       for p in PARTS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
 def save_sheet(path: Path, shown: list[tuple[torch.Tensor, torch.Tensor]], box: np.ndarray) -> None:
     """Columns of frames; rows true, output, |difference| x 3 (head box outlined), at most SHEET_WIDTH px wide."""
     w = shown[0][0].shape[-1]
@@ -217,9 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sheet", type=Path, help="folder for one contact sheet PNG per clip")
     p.add_argument("--json", type=Path, help="save every figure (per-frame series included) to this JSON file")
     p.add_argument("--rerun", action="store_true", help="run reenact again even when its output is cached")
+    p.add_argument("--observe", action="store_true", help="also observe output and truth with dlib (reenact[eval])")
     args, extra = p.parse_args(argv[:cut]), argv[cut + 1:]
     args.work.mkdir(parents=True, exist_ok=True)
     results, failed, t_all = [], [], time.perf_counter()
+    faces = load_observer() if args.observe else None
     for name in args.clips:
         clip = Path(name) if Path(name).suffix else MEDIA / f"{name}.mp4"
         with open_video(clip) as reader:
@@ -232,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         box, track_s = head_box(clip, n, fps, args.work)
         t0 = time.perf_counter()
         r = compare(clip, out, n, box, args.sheet / f"{clip.stem}.png" if args.sheet else None)
+        if faces is not None:
+            r["observed"] = observed(clip, out, n, faces)
         r |= {"clip": clip.stem, "frames": n, "output": str(out), "render_s": render_s, "track_s": track_s,
               "compare_s": time.perf_counter() - t0}
         r["verdicts"] = verdicts(r)
@@ -243,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, "psnr", ".2f", (("head>=+4dB", "head_psnr"), ("beside±0.5dB", "beside_psnr"))))
     print("\nSSIM, mean over frames 1..N-1")
     print(table(results, "ssim", ".3f", (("head>=+0.05", "head_ssim"),)))
+    if faces is not None:
+        print("\ndlib observer, output against truth: std ratio/correlation of head angles and expression measures; "
+              "landmark distance output/baseline (% eye-corner distance)")
+        print(observed_table(results))
     for f in failed:
         print(f"{f['clip']}: no output, reenact.run {f['error']}")
     print(f"total {time.perf_counter() - t_all:.0f} s; moving > {MOVING} levels: camera moves (beside n/a); "
