@@ -66,7 +66,8 @@ class WarpConfig:
     raster_scale: float = 0.5  # maps are computed at this fraction of the crop size, then upsampled
     head_width: float = 1.6  # head ellipse half-width, in outer eye-corner distances
     head_up: float = 2.2  # ... its extent above the eyes (hair)
-    head_down: float = 1.5  # ... and below the eyes (chin 1.3, then the neck; the body below it stays)
+    head_down: float = 1.5  # ... and below the eyes (chin 1.3, then the neck; the body below it stays) ...
+    head_down_still: float = 1.2  # ... while the head stays near the source's place (see NECK_TRAVEL): the collar stays
     falloff: float = 0.4  # relative ellipse radius over which the motion fades to zero
     field_sigma: float = 0.35  # Gaussian splatting radius of the extrapolated field, in eye-corner distances
     rim_floor: float = 0.3  # how soon the face rim's own motion hands over to the head's beyond it (splat floor)
@@ -224,6 +225,8 @@ def _splat_field(points: torch.Tensor, values: torch.Tensor, fallback: torch.Ten
 STILL = 1.0  # px: a pixel read from less than this far blends toward the unmoved source, so static pixels stay exact
 STRETCH_BAND = 0.6  # the head motion's fade is at least the rim's travel / this wide (see _head_alpha)
 BORDER = 0.06  # fraction of the crop size over which the motion fades to zero at the crop's edge
+NECK_TRAVEL = 0.3  # eye-corner distances the head's rim travels by which its motion reaches down `head_down` (from
+# `head_down_still`): a head that barely moves leaves the collar in place, one that travels far stretches the neck
 
 
 def pixel_grid(h: int, w: int, device, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
@@ -484,6 +487,7 @@ class WarpRenderer:
 
     def _head_alpha(self, pts: torch.Tensor, pose: HeadPose, head: torch.Tensor) -> torch.Tensor:
         """Weight [B, h, w] of the head motion: 1 inside the head ellipse, fading to 0 outside and at the crop edge.
+        Below the eyes it reaches from `cfg.head_down_still` to `cfg.head_down` as the head travels (NECK_TRAVEL).
         The fade is at least `cfg.falloff` of the ellipse wide, and wider where the head's motion `head` (affines
         [B, 3, 2]) moves the ellipse's rim further, so that the motion changes by at most 1.5 * STRETCH_BAND px per
         px across it: the read never folds back, which would mirror what lies there (long hair, a shoulder) into a
@@ -501,7 +505,9 @@ class WarpRenderer:
         rel = pts[None] - pose.translation[:, None, None, :2]
         a = (rel * ux[:, None, None]).sum(-1) / (pose.scale[:, None, None] * cfg.head_width)
         b = (rel * uy[:, None, None]).sum(-1) / pose.scale[:, None, None]
-        b = torch.where(b > 0, b / cfg.head_up, b / cfg.head_down)
+        down = torch.lerp(torch.full_like(reach, cfg.head_down_still), torch.full_like(reach, cfg.head_down),
+                          _smoothstep(reach / (NECK_TRAVEL * pose.scale)))
+        b = torch.where(b > 0, b / cfg.head_up, b / down[:, None, None])
         r = (a * a + b * b).sqrt()
         alpha = 1 - _smoothstep((r - 1) / band[:, None, None])
         border = pts / self.size
