@@ -25,6 +25,13 @@ LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 
         291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)  # mediapipe FACEMESH_LIPS points
 
 
+def lid_gaps(points: torch.Tensor) -> torch.Tensor:
+    """Each eye's lid gap [..., 2] (subject's right, left eye): the distance between its EYELIDS midpoints, over
+    every coordinate of landmarks [..., 478+, D]."""
+    lids = torch.tensor(EYELIDS, device=points.device)
+    return (points[..., lids[:, 0], :] - points[..., lids[:, 1], :]).norm(dim=-1)
+
+
 @dataclass(frozen=True)
 class CanonicalFace:
     shape: torch.Tensor  # [478, 3] head frame

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reenact.canonical import EYELIDS, LIP_GAP, load_canonical
+from reenact.canonical import LIP_GAP, lid_gaps, load_canonical
 from reenact.errors import InputError, MissingAssetError, ReenactError
 from reenact.expression import FaceModel, FaceModelConfig, extract_motion, load_face_model
 from reenact.geometry import FRONTAL, head_angles
@@ -80,7 +80,7 @@ def face_series(tracks: Tracks, model: FaceModel, ref: int | None = None) -> Fac
         angles=head_angles(rot),
         relative_angles=head_angles(rot @ rot[0].T @ FRONTAL),
         mouth=gap(LIP_GAP),
-        eyes=(gap(EYELIDS[0]) + gap(EYELIDS[1])) / 2,
+        eyes=lid_gaps(meshes).mean(-1),
         expression=coeffs - coeffs[motion.ref],
         landmarks=tracks.landmarks[..., :2] / motion.pose.scale[:, None, None],
         shape=meshes[tracks.found].median(0).values,

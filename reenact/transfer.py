@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from reenact.canonical import EYELIDS, IRIS_CENTRES, LIP_GAP, load_canonical
+from reenact.canonical import IRIS_CENTRES, LIP_GAP, lid_gaps, load_canonical
 from reenact.errors import InputError
 from reenact.geometry import angles_to_matrix, head_angles
 from reenact.structures import Expression, HeadPose, Motion
@@ -50,8 +50,7 @@ def choose_reference(meshes: torch.Tensor, pose: HeadPose, found: torch.Tensor) 
     median = meshes[found].median(dim=0).values
     deviation = (meshes - median).pow(2).sum(-1).mean(-1).sqrt() / NEUTRAL_RMS
     gap = (meshes[:, LIP_GAP[0]] - meshes[:, LIP_GAP[1]]).norm(dim=-1) / MOUTH_GAP
-    lids = torch.tensor(EYELIDS)
-    eyes = (meshes[:, lids[:, 0]] - meshes[:, lids[:, 1]]).norm(dim=-1).mean(-1)
+    eyes = lid_gaps(meshes).mean(-1)
     eyes = (eyes - eyes[found].median()).abs() / EYE_GAP
     cost = angle + deviation + gap + eyes
     cost[~found] = float("inf")
@@ -80,12 +79,7 @@ def lid_scales(source_shape: torch.Tensor, driving_shape: torch.Tensor) -> torch
     frame (within 0.5-2), so a driver's blink closes eyes larger than the driver's and does not cross the lids of
     smaller ones; 1 away from the eyes."""
     face = load_canonical()
-    lids = torch.tensor(EYELIDS)
-
-    def gaps(shape):
-        return (shape[lids[:, 0]] - shape[lids[:, 1]]).norm(dim=-1)
-
-    ratio = (gaps(source_shape) / gaps(driving_shape).clamp_min(1e-3)).clamp(0.5, 2.0)  # [2] per eye
+    ratio = (lid_gaps(source_shape) / lid_gaps(driving_shape).clamp_min(1e-3)).clamp(0.5, 2.0)  # [2] per eye
     centres = face.shape[list(IRIS_CENTRES), :2]
     distance = (face.shape[:, None, :2] - centres[None]).norm(dim=-1)  # [478, 2]
     weight = 1 - ((distance - LID_REACH[0]) / (LID_REACH[1] - LID_REACH[0])).clamp(0, 1)

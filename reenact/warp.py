@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from reenact.backdrop import Backdrop
-from reenact.canonical import EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, UPPER_LID_RINGS, load_canonical
+from reenact.canonical import (EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, UPPER_LID_RINGS, lid_gaps,
+                               load_canonical)
 from reenact.crop import apply_affine, pixels_to_grid
 from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import face_mask, interpolate, rasterize
@@ -113,10 +114,10 @@ def _iris_between_lids(verts: torch.Tensor) -> torch.Tensor:
 
 
 def _lid_gaps(verts: torch.Tensor) -> torch.Tensor:
-    """Each eye's lid gap [..., 2] (subject's right, left) over its corner distance, of landmarks [..., 478+, 2+]."""
-    lids, corners = torch.tensor(EYELIDS, device=verts.device), torch.tensor(EYE_CORNERS, device=verts.device)
-    gap = (verts[..., lids[:, 0], :2] - verts[..., lids[:, 1], :2]).norm(dim=-1)
-    return gap / (verts[..., corners[:, 0], :2] - verts[..., corners[:, 1], :2]).norm(dim=-1).clamp_min(1e-6)
+    """Each eye's image-plane lid gap [..., 2] over its corner distance, of landmarks [..., 478+, 2+]."""
+    corners = torch.tensor(EYE_CORNERS, device=verts.device)
+    width = (verts[..., corners[:, 0], :2] - verts[..., corners[:, 1], :2]).norm(dim=-1)
+    return lid_gaps(verts[..., :2]) / width.clamp_min(1e-6)
 
 
 @lru_cache(maxsize=1)
