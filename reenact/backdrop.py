@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import kornia.filters as kf
 import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
 
 from reenact.crop import warp_affine
 from reenact.structures import Crop, Record
@@ -22,7 +23,10 @@ from reenact.structures import Crop, Record
 
 FRINGE = 0.25  # person-mask value from which a pixel fully counts as person where it is uncovered ...
 FRINGE_GROW = 0.006  # ... and the reach beyond the mask, as a fraction of the picture's larger side
-GRAIN_SIGMA = 2  # px: detail finer than this blur counts as the background's grain (see `grain`)
+GRAIN_SIGMA = 2  # px: detail finer than this blur counts as the background's grain (see `strands`)
+TONE_BAND = 0.02  # the background within this fraction of the larger side of the hole sets the fill's tone ...
+TEXTURE_SIGMA = 4  # px: ... and its detail finer than this blur, mirrored across the hole's edge, the fill's texture
+MIRROR_CLIP = 2.5  # mirrored detail at most this many times the RMS of the detail around
 STRAND_REACH = 0.05  # how far beyond the fringe loose hair is looked for, as a fraction of the larger side ...
 STRAND_CONTRAST = (3.0, 0.015)  # ... where a pixel stands out from the background there by this many times the
 # background's own grain, and at least this much (0-1 levels)
@@ -43,13 +47,11 @@ class Backdrop(Record):
     def of(cls, image: torch.Tensor, person: torch.Tensor) -> "Backdrop":
         """The backdrop of an image and its person mask; the fringe is the mask over FRINGE, grown by FRINGE_GROW,
         with the loose hair around it (`strands`); the plate fills the fringe grown once more (hair the mask missed)
-        from the background beyond it."""
+        from the background beyond it (`behind`)."""
         reach = max(1, round(FRINGE_GROW * max(image.shape[-2:])))
-        detail = fine_detail(image)
         fringe = grow((person / FRINGE).clamp(0, 1), reach)
-        fringe = torch.maximum(fringe, grow(strands(detail, fringe), 1))
-        known = 1 - grow(fringe, reach)
-        return cls(image, person, fringe, fill_in(image, known) + (1 - known) * grain(detail, known))
+        fringe = torch.maximum(fringe, grow(strands(fine_detail(image, GRAIN_SIGMA), fringe), 1))
+        return cls(image, person, fringe, behind(image, 1 - grow(fringe, reach)))
 
     @functools.cached_property
     def layers(self) -> torch.Tensor:
@@ -116,15 +118,51 @@ def strands(detail: torch.Tensor, fringe: torch.Tensor) -> torch.Tensor:
     return fine(reached) * candidate * (fringe < 1)
 
 
-def fine_detail(image: torch.Tensor) -> torch.Tensor:
-    """What [C, H, W] a blur of GRAIN_SIGMA px takes out of an image [C, H, W]."""
-    k = 2 * GRAIN_SIGMA * 3 + 1
-    return image - kf.gaussian_blur2d(image[None], (k, k), (GRAIN_SIGMA, GRAIN_SIGMA))[0]
+def blur(image: torch.Tensor, sigma: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """A Gaussian blur [C, H, W] of `sigma` px of an image [C, H, W]; with a `weight` [1, H, W], of the weighted
+    pixels only (normalized: what lies outside the weight does not bleed in)."""
+    k = 2 * round(3 * sigma) + 1
+
+    def run(x):
+        return kf.gaussian_blur2d(x[None], (k, k), (sigma, sigma))[0]
+
+    return run(image) if weight is None else run(image * weight) / run(weight).clamp_min(1e-6)
 
 
-def grain(detail: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Fixed noise [C, H, W] as strong (RMS) as the fine detail [C, H, W] (`fine_detail`) of the known pixels around
-    each place: a smooth fill over a textured background (canvas, foliage, film grain) would show as a flat blot.
-    Seeded: the same plate every run."""
+def fine_detail(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """What [C, H, W] a blur of `sigma` px takes out of an image [C, H, W]."""
+    return image - blur(image, sigma)
+
+
+def behind(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The image [3, H, W] with what `known` [1, H, W] (in [0, 1]) leaves out filled as background: the tone of the
+    background next to the hole (TONE_BAND; a wider average gives a head-shaped blot of the wrong shade), with the
+    texture of the same band (`mirrored`; a smooth fill over canvas, foliage or film grain shows as a flat blot)."""
+    sure = (known >= 1).float()
+    reach = max(1, round(TONE_BAND * max(image.shape[-2:])))
+    smooth = blur(image, TEXTURE_SIGMA, sure)
+    texture = (image - smooth) * sure
+    return torch.lerp(fill_in(smooth, sure * grow(1 - sure, reach)) + mirrored(texture, sure), image, known)
+
+
+def mirrored(detail: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The detail [C, H, W] of the known pixels (`known` [1, H, W], 0 or 1) carried into the others mirrored across
+    the nearest edge of the known region, so it runs on continuously (a mirror back and forth across a narrow band
+    instead streaks and echoes the outline), at most MIRROR_CLIP times as strong (RMS) as the detail around: an
+    edge further out (a door frame beside the head) comes in as a faint line, not a second frame. Where the mirror
+    lands off the picture or on an unknown pixel, seeded noise as strong as the detail around (the same plate every
+    run)."""
+    h, w = known.shape[-2:]
+    hole = (known[0] < 1).cpu().numpy()
+    if not hole.any() or hole.all():
+        return torch.zeros_like(detail)
+    nearest = torch.from_numpy(distance_transform_edt(hole, return_indices=True)[1]).to(detail.device)
+    at = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).to(detail.device)
+    y, x = 2 * nearest - at
+    fits = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    y, x = y.clamp(0, h - 1), x.clamp(0, w - 1)
+    fits &= known[0, y, x] >= 1
     noise = torch.randn(detail.shape, generator=torch.Generator().manual_seed(0)).to(detail.device)
-    return fill_in(detail.square(), known).clamp_min(0).sqrt() * noise
+    rms = fill_in(detail.square(), known).clamp_min(0).sqrt()
+    copied = torch.minimum(detail[:, y, x].abs(), MIRROR_CLIP * rms).copysign(detail[:, y, x])
+    return torch.where(fits, copied, rms * noise) * (1 - known)

@@ -158,6 +158,21 @@ def test_the_plate_continues_the_background_behind_the_person():
     assert 0.5 < grain / (image - kf.gaussian_blur2d(image[None], (15, 15), (4.0, 4.0))[0])[:, known].std() < 1.5
 
 
+def test_the_plate_takes_the_tone_next_to_the_person_not_a_wider_average():
+    """A person disc in a dark halo (a painted shadow, a light's fall-off) on a pale wall: the fill continues the
+    tone it borders (a wider average would leave a paler head-shaped blot where the head moves away), with the
+    wall's grain."""
+    g = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(200) + 0.5, torch.arange(200) + 0.5, indexing="ij")
+    r = ((xs - 100) ** 2 + (ys - 100) ** 2).sqrt()
+    tone = 0.3 + 0.4 * ((r - 40) / 60).clamp(0, 1)
+    image = (tone + 0.03 * torch.randn(3, 200, 200, generator=g)).clamp(0, 1)
+    backdrop = Backdrop.of(image, (r < 40).float()[None])
+    hole = backdrop.fringe[0] >= 1
+    assert abs(float(backdrop.plate[:, hole].mean()) - 0.32) < 0.03
+    assert 0.5 < float(backdrop.plate[:, hole].std()) / 0.03 < 1.5
+
+
 def test_loose_strands_off_the_hair_leave_the_plate():
     """Six dark 1-px strands reaching 10 px out from a person disc over a pale wall with grain (segmentation misses
     them) count as person and are filled in the plate, so they do not stay behind as a ghost outline when the head
