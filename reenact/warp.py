@@ -72,7 +72,8 @@ class WarpConfig:
     falloff: float = 0.4  # relative ellipse radius over which the motion fades to zero
     field_sigma: float = 0.35  # Gaussian splatting radius of the extrapolated field, in eye-corner distances
     rim_floor: float = 0.3  # how soon the face rim's own motion hands over to the head's beyond it (splat floor)
-    outline_depth: float = -0.6  # head-frame depth of hair, ears and neck (eye-corner distances; nose tip +0.49)
+    outline_depth: float = -1.0  # head-frame depth of hair, ears and neck (eye-corner distances; nose tip +0.49):
+    # a head's outline turns with the skull's centre, about one eye-corner distance behind the eyes
     mouth_fill: bool = True  # fill a newly opened mouth from the driving frame
     mesh: Literal["auto", "landmarks", "dense"] = "auto"  # mesh map surface; auto: dense with the ICT face model
 

@@ -149,6 +149,18 @@ def test_reference_is_not_a_blink():
     assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) == 2  # open-eyed, it is the best
 
 
+def test_reference_is_not_a_squint():
+    """Nor a frontal squint (lids a third closed, as in a broad smile) over open-eyed frames turned 7 deg: as the
+    reference it would keep the output's eyes a third wider than the portrait's for the whole video."""
+    face = load_canonical()
+    pose = HeadPose(angles_to_matrix(torch.tensor([[7.0, 0, 0]] * 2 + [[0.0, 0, 0]] + [[7.0, 0, 0]] * 2)),
+                    torch.zeros(5, 3), torch.ones(5))
+    meshes = face.shape.expand(5, -1, -1).clone()
+    for upper, lower in EYELIDS:
+        meshes[2, upper] = torch.lerp(meshes[2, upper], meshes[2, lower], 0.35)
+    assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) != 2
+
+
 def test_drivers_blink_closes_larger_and_smaller_source_eyes():
     """Mesh-offset transfer scales lid motion by the ratio of lid gaps: a driver's full blink closes a source
     whose eyes open wider than the driver's, and does not push the lids of narrower eyes past each other."""
