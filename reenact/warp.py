@@ -46,11 +46,12 @@ from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import face_mask, interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Record, Rendered
 
-MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
+MOUTH_MARGIN = 2  # map pixels around the mouth holes (and closing lids): bilinear upsampling spreads a fill by one
 LID_UNFOLD = (1.0, 0.75)  # a closing upper lid reads its unfolded skin in proportion to this times the share of
 # the source's gap that closes (x2, saturating from half closed on, showed partial blinks as whole ones to the dlib
 # observer: eye correlation 0.59 instead of 0.69 on obama + d3, 0.37 instead of 0.76 on s9 + vs32), and its margin
 # then reads this far up toward the next ring (the rest of the lash band stays, as the closed lid's lash line)
+LID_SKIN = 0.65  # a closed upper lid's brightness, of the face's skin (nose, cheeks, forehead): 0.6-0.7 on d3
 LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
 STRETCH = (1.25, 2.0)  # target / source mouth-hole area over which the driver's mouth fill fades in
 CLOSED_MOUTH = (0.04, 0.01)  # source mouth-hole area (eye-corner distances squared) below which its lips count
@@ -265,10 +266,11 @@ def resample(backdrop: Backdrop, shift: torch.Tensor, origin: tuple[int, int] = 
 
 @dataclass(frozen=True)
 class WarpMap(Record):
-    """One chunk of warp maps: where each crop pixel reads the source, and the mouth fill.
+    """One chunk of warp maps: where each crop pixel reads the source, the mouth fill and the lid shade.
 
     The fill lives in a window of the crop (`mouth_origin`, y x crop px) around the chunk's mouth holes, so the
-    rest of the crop costs nothing; `mouth` is None where no frame of the chunk fills its mouth."""
+    rest of the crop costs nothing; `mouth` is None where no frame of the chunk fills its mouth. The same for the
+    brightening of closing lids (`lids`, in a window at `lids_origin`)."""
 
     start: int
     read: torch.Tensor  # [N, r, r, 2] where each map pixel reads the source crop (crop px)
@@ -276,6 +278,8 @@ class WarpMap(Record):
     mouth: torch.Tensor | None = None  # [N, 1, h, w] weight of the mouth fill in the window
     fill: torch.Tensor | None = None  # [N, 3, h, w] its colours in [0, 1]
     mouth_origin: tuple[int, int] = (0, 0)
+    lids: torch.Tensor | None = None  # [N, 3, h, w] colour added to the closing lids' pixels in their window
+    lids_origin: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.read)
@@ -308,6 +312,9 @@ def crop_images(backdrop: Backdrop, inside: torch.Tensor, m: WarpMap) -> Rendere
     valid = F.grid_sample(inside[None].expand(len(m), -1, -1, -1), grid, mode="bilinear", padding_mode="border",
                           align_corners=False)
     mouth = torch.zeros_like(valid)
+    if m.lids is not None:
+        (y0, x0), (h, w) = m.lids_origin, m.lids.shape[-2:]
+        image[..., y0:y0 + h, x0:x0 + w] += m.lids
     if m.mouth is not None:
         (y0, x0), (h, w) = m.mouth_origin, m.mouth.shape[-2:]
         mouth[..., y0:y0 + h, x0:x0 + w] = m.mouth
@@ -343,11 +350,24 @@ def _moving_box(m: WarpMap, size: int) -> tuple[int, int, int, int] | None:
             min(size, math.ceil((int(cols[-1]) + 2) * k)), min(size, math.ceil((int(rows[-1]) + 2) * k)))
 
 
+def _window_in_frame(crop: Crop, origin: tuple[int, int], maps: torch.Tensor, shape) -> tuple:
+    """Maps [N, C, h, w] over a crop window (top-left crop px `origin`, y x) resampled at the image pixels of its
+    footprint: the footprint's bounds (x0, y0, x1, y1) in an image of `shape` (h, w) and the maps there [N, C, ...],
+    None where the window lies outside the image."""
+    (my, mx), (mh, mw) = origin, maps.shape[-2:]
+    box = u0, v0, u1, v1 = _footprint(crop, (mx, my, mx + mw, my + mh), shape)
+    if u1 <= u0 or v1 <= v0:
+        return box, None
+    at = _crop_points(crop, box, maps.device) - torch.tensor([mx, my], device=maps.device)[:, None, None]
+    grid = pixels_to_grid(at.permute(1, 2, 0), (mh, mw))[None].expand(len(maps), -1, -1, -1)
+    return box, F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def paste_frames(backdrop: Backdrop, m: WarpMap, crop: Crop, rgb: np.ndarray | None = None) -> np.ndarray:
     """Output frames (uint8 RGB [N, H, W, 3]) of warp maps: the source frame resampled once through them (no
-    crop-and-paste double resampling), the mouth fill pasted from its window. Only the image box where a map
-    moves anything is resampled (outside it the frame is the source's own, bit for bit), and the rest of the
-    frame stays in uint8; `rgb`: the backdrop's image in uint8 [H, W, 3], when the caller keeps it."""
+    crop-and-paste double resampling), the lid shade and mouth fill pasted from their windows. Only the image box
+    where a map moves anything is resampled (outside it the frame is the source's own, bit for bit), and the rest
+    of the frame stays in uint8; `rgb`: the backdrop's image in uint8 [H, W, 3], when the caller keeps it."""
     n, size = len(m), crop.size
     h, w = backdrop.image.shape[-2:]
     device = m.read.device
@@ -362,14 +382,15 @@ def paste_frames(backdrop: Backdrop, m: WarpMap, crop: Crop, rgb: np.ndarray | N
         shift = shift * _smoothstep(edge / BORDER)
         shift = torch.einsum("ij,njhw->nihw", crop.image_from_crop[:, :2].to(device), shift)  # crop px -> image px
         frames[:, y0:y1, x0:x1] = tensor_to_frames(resample(backdrop, shift, (y0, x0)))
+    if m.lids is not None:
+        box, lift = _window_in_frame(crop, m.lids_origin, m.lids, (h, w))
+        if lift is not None:
+            u0, v0, u1, v1 = box
+            frames[:, v0:v1, u0:u1] = tensor_to_frames(frames_to_tensor(frames[:, v0:v1, u0:u1]).to(device) + lift)
     if m.mouth is not None:
-        (my, mx), (mh, mw) = m.mouth_origin, m.mouth.shape[-2:]
-        u0, v0, u1, v1 = box = _footprint(crop, (mx, my, mx + mw, my + mh), (h, w))
-        if u1 > u0 and v1 > v0:
-            at = _crop_points(crop, box, device) - torch.tensor([mx, my], device=device)[:, None, None]
-            grid = pixels_to_grid(at.permute(1, 2, 0), (mh, mw))[None].expand(n, -1, -1, -1)
-            mouth = F.grid_sample(torch.cat([m.fill, m.mouth], 1), grid, mode="bilinear", padding_mode="zeros",
-                                  align_corners=False)
+        box, mouth = _window_in_frame(crop, m.mouth_origin, torch.cat([m.fill, m.mouth], 1), (h, w))
+        if mouth is not None:
+            u0, v0, u1, v1 = box
             region = frames_to_tensor(frames[:, v0:v1, u0:u1]).to(device)
             frames[:, v0:v1, u0:u1] = tensor_to_frames(torch.lerp(region, mouth[:, :3], mouth[:, 3:] ** 2))
     return frames
@@ -480,6 +501,24 @@ class WarpRenderer:
         ajar, shut = CLOSED_MOUTH
         self.src_closed = float(((ajar - self.src_mouth_area / eye_dist**2) / (ajar - shut)).clamp(0, 1))
         self._grid: tuple = (None, None)
+        self.lids = self._lid_zones(source, max(MIN_MAP, int(round(self.size * cfg.raster_scale))))
+
+    def _lid_zones(self, source: torch.Tensor, r: int) -> torch.Tensor:
+        """Each eye's upper-lid skin on the source crop's r x r map grid (1 from the margin to the ring above it,
+        fading to 0 at the crease ring: what a closing lid unfolds) and the source's colours: [5, r, r]."""
+        rings = _upper_lid_rings().to(source.device)  # [2 eyes, 3 rings, 7]
+        i = torch.arange(rings.shape[-1] - 1, device=source.device)
+        pts = self._centres(r).reshape(-1, 2)
+        zones = torch.zeros(2, r * r, device=source.device)
+        for eye, (margin, above, crease) in enumerate(rings):
+            strip = torch.cat([torch.stack(corners, 1) for lo, hi in ((margin, above), (above, crease))
+                               for corners in ((lo[i], lo[i + 1], hi[i]), (lo[i + 1], hi[i + 1], hi[i]))])
+            values = torch.zeros(1, len(self.src_verts), 1, device=source.device)
+            values[0, torch.cat([margin, above])] = 1
+            box = self.src_verts[rings[eye].flatten(), :2]
+            near = ((pts >= box.amin(0)) & (pts <= box.amax(0))).all(-1)  # the strip's box only: P x F stays small
+            zones[eye, near] = _carried(pts[near], self.src_verts, strip, values)[0, :, 0]
+        return torch.cat([zones.reshape(2, r, r), F.interpolate(source[None], size=(r, r), mode="area")[0]])
 
     @staticmethod
     def _sample_at(images: torch.Tensor, pts: torch.Tensor, size) -> torch.Tensor:
@@ -538,10 +577,14 @@ class WarpRenderer:
         drv = _with_mouth_centre(driving_verts) if driving_verts is not None else tgt
         covered, in_mouth, mesh_map = self.mesh_map(tgt, drv, dense_verts, r, self.size)
         read = self._read_map(tgt, target_pose, covered, mesh_map[..., :2], r)
+        lids, lids_origin = self._lid_shade(tgt, read), (0, 0)
+        if lids is not None:
+            lids_origin, shape = self._window(lids.abs().amax(1) > 0)
+            lids = _sample_window(lids, self.size, lids_origin, shape)
         weight = self._mouth_weight(tgt, in_mouth)
         if weight is None:
-            return WarpMap(start, read, covered)
-        origin, shape = self._mouth_window(in_mouth)
+            return WarpMap(start, read, covered, lids=lids, lids_origin=lids_origin)
+        origin, shape = self._window(in_mouth)
 
         def window(x):
             return _sample_window(x, self.size, origin, shape)
@@ -557,13 +600,31 @@ class WarpRenderer:
                 drv_fill = self._driver_mouth(tgt, driving, driving_verts, in_mouth, mesh_map[..., 2:], window)
                 fill = torch.where(read_it, drv_fill, fill)
             shaded = torch.where(read_it, mouth, shaded)
-        return WarpMap(start, read, covered, shaded, fill.expand(-1, 3, -1, -1).contiguous(), origin)
+        return WarpMap(start, read, covered, shaded, fill.expand(-1, 3, -1, -1).contiguous(), origin, lids, lids_origin)
 
-    def _mouth_window(self, in_mouth: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Origin (y, x) and shape (h, w) of the crop window that holds a chunk's mouth holes [N, r, r] with a
-        margin of MOUTH_MARGIN map pixels."""
-        r = in_mouth.shape[-1]
-        rows, cols = (torch.nonzero(in_mouth.any(0).any(k)).flatten() for k in (1, 0))
+    def _lid_shade(self, tgt: torch.Tensor, read: torch.Tensor) -> torch.Tensor | None:
+        """Colour [N, 3, r, r] added to the map pixels that read a closing lid's skin (`_lid_zones`): what takes the
+        mean colour a lid shows to LID_SKIN of the face's skin colour where it is darker, in proportion to how far
+        it closes (`_lid_closure`); None where no lid of the chunk closes darker than that. A lid in shadow (a
+        deep-set eye, light from above) would close as a dark smear: the closed lid turns its skin to the light.
+        Added, not multiplied: a gain on shadowed skin saturates it to orange."""
+        closure = _lid_closure(self.src_verts, tgt)  # [N, 2]
+        if float(closure.max()) < 1e-3:
+            return None
+        grid = pixels_to_grid(read, (self.size, self.size))
+        read_lids = F.grid_sample(self.lids[None].expand(len(tgt), -1, -1, -1), grid, mode="bilinear",
+                                  padding_mode="zeros", align_corners=False)
+        zones, colour = read_lids[:, :2], read_lids[:, 2:]
+        shown = torch.einsum("nehw,nchw->nec", zones, colour) / zones.sum((2, 3))[..., None].clamp_min(1e-6)
+        lift = LID_SKIN * self.skin_mean[0] - shown  # [N, 2 eyes, 3]
+        lift = closure[..., None] * lift * (lift.mean(-1, keepdim=True) > 0)  # brighten only
+        return torch.einsum("nehw,nec->nchw", zones, lift) if float(lift.abs().max()) > 1e-3 else None
+
+    def _window(self, mask: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Origin (y, x) and shape (h, w) of the crop window that holds a chunk's map pixels `mask` [N, r, r] (the
+        mouth holes, the closing lids) with a margin of MOUTH_MARGIN map pixels."""
+        r = mask.shape[-1]
+        rows, cols = (torch.nonzero(mask.any(0).any(k)).flatten() for k in (1, 0))
         k = self.size / r
         y0, x0 = (max(0, int((int(v[0]) - MOUTH_MARGIN) * k)) for v in (rows, cols))
         y1, x1 = (min(self.size, int(math.ceil((int(v[-1]) + 1 + MOUTH_MARGIN) * k))) for v in (rows, cols))
