@@ -46,12 +46,13 @@ from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import face_mask, interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Record, Rendered
 
-MOUTH_MARGIN = 2  # map pixels around the mouth holes (and closing lids): bilinear upsampling spreads a fill by one
+MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
 LID_UNFOLD = (1.0, 0.75)  # a closing upper lid reads its unfolded skin in proportion to this times the share of
 # the source's gap that closes (x2, saturating from half closed on, showed partial blinks as whole ones to the dlib
 # observer: eye correlation 0.59 instead of 0.69 on obama + d3, 0.37 instead of 0.76 on s9 + vs32), and its margin
 # then reads this far up toward the next ring (the rest of the lash band stays, as the closed lid's lash line)
 LID_SKIN = 0.65  # a closed upper lid's brightness, of the face's skin (nose, cheeks, forehead): 0.6-0.7 on d3
+SLIT = (0.5, 0.8)  # lid closure (`_lid_closure`) over which what still shows of the eyeball turns to lashes
 LID_MARGIN = 0.2  # an eye fan's centre (the iris centre) stays this fraction of the lid gap inside the lids
 STRETCH = (1.25, 2.0)  # target / source mouth-hole area over which the driver's mouth fill fades in
 CLOSED_MOUTH = (0.04, 0.01)  # source mouth-hole area (eye-corner distances squared) below which its lips count
@@ -502,23 +503,28 @@ class WarpRenderer:
         self.src_closed = float(((ajar - self.src_mouth_area / eye_dist**2) / (ajar - shut)).clamp(0, 1))
         self._grid: tuple = (None, None)
         self.lids = self._lid_zones(source, max(MIN_MAP, int(round(self.size * cfg.raster_scale))))
+        margins = self.src_verts[None, _upper_lid_rings()[:, 0].flatten().to(source.device), :2]
+        self.lash_colour = self._sample_at(source[None], margins, source.shape[-2:])[0].mean(-1)  # [3]
 
     def _lid_zones(self, source: torch.Tensor, r: int) -> torch.Tensor:
-        """Each eye's upper-lid skin on the source crop's r x r map grid (1 from the margin to the ring above it,
-        fading to 0 at the crease ring: what a closing lid unfolds) and the source's colours: [5, r, r]."""
+        """On the source crop's r x r map grid [7, r, r]: each eye's upper-lid skin (1 from the margin to the ring
+        above it, fading to 0 at the crease ring: what a closing lid unfolds), each eye's opening (the eyeball the
+        lids show) and the source's colours."""
         rings = _upper_lid_rings().to(source.device)  # [2 eyes, 3 rings, 7]
+        fans = load_canonical().hole_fans()[0].to(source.device).view(2, -1, 3)  # [2 eyes, K, 3]
         i = torch.arange(rings.shape[-1] - 1, device=source.device)
         pts = self._centres(r).reshape(-1, 2)
-        zones = torch.zeros(2, r * r, device=source.device)
+        zones = torch.zeros(4, r * r, device=source.device)
         for eye, (margin, above, crease) in enumerate(rings):
             strip = torch.cat([torch.stack(corners, 1) for lo, hi in ((margin, above), (above, crease))
                                for corners in ((lo[i], lo[i + 1], hi[i]), (lo[i + 1], hi[i + 1], hi[i]))])
-            values = torch.zeros(1, len(self.src_verts), 1, device=source.device)
-            values[0, torch.cat([margin, above])] = 1
-            box = self.src_verts[rings[eye].flatten(), :2]
-            near = ((pts >= box.amin(0)) & (pts <= box.amax(0))).all(-1)  # the strip's box only: P x F stays small
-            zones[eye, near] = _carried(pts[near], self.src_verts, strip, values)[0, :, 0]
-        return torch.cat([zones.reshape(2, r, r), F.interpolate(source[None], size=(r, r), mode="area")[0]])
+            lid = torch.zeros(1, len(self.src_verts), 1, device=source.device)
+            lid[0, torch.cat([margin, above])] = 1
+            box = self.src_verts[torch.cat([rings[eye].flatten(), fans[eye].flatten()]), :2]
+            near = ((pts >= box.amin(0)) & (pts <= box.amax(0))).all(-1)  # the eye's box only: P x F stays small
+            zones[eye, near] = _carried(pts[near], self.src_verts, strip, lid)[0, :, 0]
+            zones[2 + eye, near] = _carried(pts[near], self.src_verts, fans[eye], torch.ones_like(lid))[0, :, 0]
+        return torch.cat([zones.reshape(4, r, r), F.interpolate(source[None], size=(r, r), mode="area")[0]])
 
     @staticmethod
     def _sample_at(images: torch.Tensor, pts: torch.Tensor, size) -> torch.Tensor:
@@ -577,10 +583,7 @@ class WarpRenderer:
         drv = _with_mouth_centre(driving_verts) if driving_verts is not None else tgt
         covered, in_mouth, mesh_map = self.mesh_map(tgt, drv, dense_verts, r, self.size)
         read = self._read_map(tgt, target_pose, covered, mesh_map[..., :2], r)
-        lids, lids_origin = self._lid_shade(tgt, read), (0, 0)
-        if lids is not None:
-            lids_origin, shape = self._window(lids.abs().amax(1) > 0)
-            lids = _sample_window(lids, self.size, lids_origin, shape)
+        lids, lids_origin = self._lid_shade(tgt, read)
         weight = self._mouth_weight(tgt, in_mouth)
         if weight is None:
             return WarpMap(start, read, covered, lids=lids, lids_origin=lids_origin)
@@ -602,27 +605,43 @@ class WarpRenderer:
             shaded = torch.where(read_it, mouth, shaded)
         return WarpMap(start, read, covered, shaded, fill.expand(-1, 3, -1, -1).contiguous(), origin, lids, lids_origin)
 
-    def _lid_shade(self, tgt: torch.Tensor, read: torch.Tensor) -> torch.Tensor | None:
-        """Colour [N, 3, r, r] added to the map pixels that read a closing lid's skin (`_lid_zones`): what takes the
-        mean colour a lid shows to LID_SKIN of the face's skin colour where it is darker, in proportion to how far
-        it closes (`_lid_closure`); None where no lid of the chunk closes darker than that. A lid in shadow (a
-        deep-set eye, light from above) would close as a dark smear: the closed lid turns its skin to the light.
-        Added, not multiplied: a gain on shadowed skin saturates it to orange."""
+    def _lid_shade(self, tgt: torch.Tensor, read: torch.Tensor) -> tuple[torch.Tensor | None, tuple[int, int]]:
+        """Colour [N, 3, h, w] added to the crop pixels of a window around the eyes (top-left crop px (y, x)) that
+        read a closing lid (`_lid_zones`), in proportion to how far it closes (`_lid_closure`); None where no lid
+        of the chunk closes enough to change. Its skin: what takes the mean colour it shows to LID_SKIN of the
+        face's skin colour, where darker (a lid in shadow, a deep-set eye or light from above, would close as a dark
+        smear). The slit of eyeball a nearly closed eye still shows (the tracker leaves a closed eye's lids a few
+        pixels apart, on the lashes; the read between them interpolates across the eye): what takes its mean colour
+        to the source's lash line's (SLIT), so it reads as lashes, not a pale line. At the crop's resolution, since
+        the slit is thinner than a map pixel. Added, not multiplied: a gain on shadowed skin saturates it to
+        orange."""
         closure = _lid_closure(self.src_verts, tgt)  # [N, 2]
         if float(closure.max()) < 1e-3:
-            return None
-        grid = pixels_to_grid(read, (self.size, self.size))
+            return None, (0, 0)
+        eyes = torch.cat([_upper_lid_rings().flatten(), load_canonical().hole_fans()[0].flatten()]).to(tgt.device)
+        corners = tgt[:, eyes, :2].flatten(0, 1)
+        lo = (corners.amin(0) - MOUTH_MARGIN).floor().clamp(0, self.size - 1)
+        hi = (corners.amax(0) + MOUTH_MARGIN).ceil().clamp(1, self.size)
+        (x0, y0), (x1, y1) = lo.int().tolist(), hi.int().tolist()
+        if x1 <= x0 or y1 <= y0:
+            return None, (0, 0)
+        at = _sample_window(read.permute(0, 3, 1, 2), self.size, (y0, x0), (y1 - y0, x1 - x0))  # [N, 2, h, w]
+        grid = pixels_to_grid(at.permute(0, 2, 3, 1), (self.size, self.size))
         read_lids = F.grid_sample(self.lids[None].expand(len(tgt), -1, -1, -1), grid, mode="bilinear",
                                   padding_mode="zeros", align_corners=False)
-        zones, colour = read_lids[:, :2], read_lids[:, 2:]
-        shown = torch.einsum("nehw,nchw->nec", zones, colour) / zones.sum((2, 3))[..., None].clamp_min(1e-6)
-        lift = LID_SKIN * self.skin_mean[0] - shown  # [N, 2 eyes, 3]
+        zones, colour = read_lids[:, :4], read_lids[:, 4:]
+        shown = torch.einsum("nzhw,nchw->nzc", zones, colour) / zones.sum((2, 3))[..., None].clamp_min(1e-6)
+        lift = LID_SKIN * self.skin_mean[0] - shown[:, :2]  # [N, 2 eyes, 3]
         lift = closure[..., None] * lift * (lift.mean(-1, keepdim=True) > 0)  # brighten only
-        return torch.einsum("nehw,nec->nchw", zones, lift) if float(lift.abs().max()) > 1e-3 else None
+        slit = _smoothstep((closure - SLIT[0]) / (SLIT[1] - SLIT[0]))[..., None] * (self.lash_colour - shown[:, 2:])
+        change = torch.cat([lift, slit], 1)  # [N, 4 zones, 3]
+        if float(change.abs().max()) < 1e-3:
+            return None, (0, 0)
+        return torch.einsum("nzhw,nzc->nchw", zones, change), (y0, x0)
 
     def _window(self, mask: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
         """Origin (y, x) and shape (h, w) of the crop window that holds a chunk's map pixels `mask` [N, r, r] (the
-        mouth holes, the closing lids) with a margin of MOUTH_MARGIN map pixels."""
+        mouth holes) with a margin of MOUTH_MARGIN map pixels."""
         r = mask.shape[-1]
         rows, cols = (torch.nonzero(mask.any(0).any(k)).flatten() for k in (1, 0))
         k = self.size / r
