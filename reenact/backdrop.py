@@ -24,8 +24,9 @@ from reenact.structures import Crop, Record
 FRINGE = 0.25  # person-mask value from which a pixel fully counts as person where it is uncovered ...
 FRINGE_GROW = 0.006  # ... and the reach beyond the mask, as a fraction of the picture's larger side
 GRAIN_SIGMA = 2  # px: detail finer than this blur counts as the background's grain (see `strands`)
-TONE_BAND = 0.02  # the background within this fraction of the larger side of the hole sets the fill's tone ...
-TEXTURE_SIGMA = 4  # px: ... and its detail finer than this blur, mirrored across the hole's edge, the fill's texture
+TEXTURE_SIGMA = 4  # px: the background's detail finer than this blur, mirrored across the hole's edge, is the
+# fill's texture; what is left, carried across the hole row by row, its tone
+FILL_SMOOTH = 3  # px: the row-by-row fill is smoothed down the rows this much
 MIRROR_CLIP = 2.5  # mirrored detail at most this many times the RMS of the detail around
 STRAND_REACH = 0.05  # how far beyond the fringe loose hair is looked for, as a fraction of the larger side ...
 STRAND_CONTRAST = (3.0, 0.015)  # ... where a pixel stands out from the background there by this many times the
@@ -136,13 +137,34 @@ def fine_detail(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def behind(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """The image [3, H, W] with what `known` [1, H, W] (in [0, 1]) leaves out filled as background: the tone of the
-    background next to the hole (TONE_BAND; a wider average gives a head-shaped blot of the wrong shade), with the
-    texture of the same band (`mirrored`; a smooth fill over canvas, foliage or film grain shows as a flat blot)."""
+    background at either side of the hole, row by row (`across`), with the texture of the background around it
+    (`mirrored`; a smooth fill over canvas, foliage or film grain shows as a flat blot)."""
     sure = (known >= 1).float()
-    reach = max(1, round(TONE_BAND * max(image.shape[-2:])))
     smooth = blur(image, TEXTURE_SIGMA, sure)
     texture = (image - smooth) * sure
-    return torch.lerp(fill_in(smooth, sure * grow(1 - sure, reach)) + mirrored(texture, sure), image, known)
+    return torch.lerp(across(smooth, sure) + mirrored(texture, sure), image, known)
+
+
+def across(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """The unknown pixels of an image [C, H, W] (`known` [1, H, W], 0 or 1) filled along their row between the
+    nearest known pixels to the left and right (linearly), or from the one side a row has; rows without any known
+    pixel from the known ones around (`fill_in`). Behind a head a horizon, a shelf or a wall's light runs on
+    sideways: an average over a wide neighbourhood mixes the sky above a head into the hills beside it, a pale
+    head-shaped blot where the head moves away. Smoothed down the rows (FILL_SMOOTH) so that no row stands out."""
+    c, h, w = image.shape
+    sure = known[0] >= 1
+    cols = torch.arange(w, device=image.device).expand(h, w)
+    left = torch.where(sure, cols, -1).cummax(1).values
+    right = torch.where(sure, cols, w).flip(1).cummin(1).values.flip(1)
+    near_left = (left >= 0) / (cols - left).clamp_min(1)  # inverse distances: linear between the two sides
+    near_right = (right < w) / (right - cols).clamp_min(1)
+    total = near_left + near_right
+    sides = (image.gather(2, left.clamp(0, w - 1).expand(c, h, w)) * near_left
+             + image.gather(2, right.clamp(0, w - 1).expand(c, h, w)) * near_right) / total.clamp_min(1e-9)
+    filled = torch.where(total > 0, sides, fill_in(image, known))
+    k = 2 * FILL_SMOOTH * 3 + 1
+    filled = kf.gaussian_blur2d(filled[None], (k, 1), (FILL_SMOOTH, 1e-3))[0]
+    return torch.where(sure, image, filled)
 
 
 def mirrored(detail: torch.Tensor, known: torch.Tensor) -> torch.Tensor:

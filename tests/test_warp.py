@@ -173,6 +173,21 @@ def test_the_plate_takes_the_tone_next_to_the_person_not_a_wider_average():
     assert 0.5 < float(backdrop.plate[:, hole].std()) / 0.03 < 1.5
 
 
+def test_the_plate_carries_a_horizon_across_the_person():
+    """A head in front of a horizon (pale sky over dark hills): behind it the fill keeps the sky above the horizon
+    and the hills below it, as they run in from either side; an average over the neighbourhood mixes the two into
+    a pale blot where the hills should be."""
+    g = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(200) + 0.5, torch.arange(200) + 0.5, indexing="ij")
+    image = (torch.where(ys < 110, 0.9, 0.3) + 0.02 * torch.randn(3, 200, 200, generator=g)).clamp(0, 1)
+    person = ((((xs - 100) / 45) ** 2 + ((ys - 90) / 70) ** 2) < 1).float()[None]
+    backdrop = Backdrop.of(image, person)
+    hole = backdrop.fringe[0] >= 1
+    sky, hills = hole & (ys < 100), hole & (ys > 120)
+    assert float(backdrop.plate[:, sky].mean()) > 0.85
+    assert float(backdrop.plate[:, hills].mean()) < 0.35
+
+
 def test_loose_strands_off_the_hair_leave_the_plate():
     """Six dark 1-px strands reaching 10 px out from a person disc over a pale wall with grain (segmentation misses
     them) count as person and are filled in the plate, so they do not stay behind as a ghost outline when the head
