@@ -2,7 +2,8 @@
 
 Relative (default): source pose/expression + (driving(t) - driving(ref)), so the driver's own head
 angle and resting face at the reference frame do not leak into the result. The reference is picked
-automatically as the most frontal, most neutral frame (`choose_reference`) unless given.
+automatically as the most frontal, most neutral frame (`choose_reference`) unless given; the eyes change from
+the driver's median eyes instead (`eyes_at_rest`).
 Absolute: the driver's head rotation and expression code as they are, at the source's position and size.
 Turns beyond `max_yaw` / `max_pitch` from the source's and zooms beyond `max_zoom` are bent softly (`soft_limit`)
 toward those limits: the warp renderer tears past them.
@@ -23,7 +24,7 @@ from reenact.structures import Expression, HeadPose, Motion
 FRONTAL_DEG = 10.0  # head angle (deg) that costs as much as ...
 NEUTRAL_RMS = 0.05  # ... this RMS head-frame deviation from the median face, or ...
 MOUTH_GAP = 0.1  # ... this inner-lip gap (canonical units: outer eye-corner distance), or ...
-EYE_GAP = 0.03  # ... this change of the mean lid gap from the clip's median (a blink, a squint, wide eyes)
+EYE_GAP = 0.06  # ... this change of the mean lid gap from the clip's median (a blink, a squint, wide eyes)
 MESH_OFFSET = "mesh-offset"  # the default model's code: head-frame landmark offsets, 478 x 3 per frame
 KNEE = 0.75  # fraction of a turn limit up to which turns pass unchanged
 LID_REACH = (0.3, 0.5)  # eye-region radius (outer eye-corner distances) where lid offsets scale fully, then fade
@@ -73,18 +74,42 @@ def coefficient_scales(spec: str, expression: Expression) -> torch.Tensor:
     return scales
 
 
+def eye_region() -> torch.Tensor:
+    """Weights [478, 2] of the landmarks around each eye: 1 within LID_REACH[0] outer eye-corner distances of its
+    iris centre, fading to 0 at LID_REACH[1]."""
+    face = load_canonical()
+    centres = face.shape[list(IRIS_CENTRES), :2]
+    distance = (face.shape[:, None, :2] - centres[None]).norm(dim=-1)  # [478, 2]
+    return 1 - ((distance - LID_REACH[0]) / (LID_REACH[1] - LID_REACH[0])).clamp(0, 1)
+
+
 def lid_scales(source_shape: torch.Tensor, driving_shape: torch.Tensor) -> torch.Tensor:
     """Factors [478 * 3] on mesh-offset codes that retarget the driver's lid motion to the source's eyes: around
     each eye, the driver's offsets scaled by the ratio of the source's lid gap to the driver's at the reference
     frame (within 0.5-2), so a driver's blink closes eyes larger than the driver's and does not cross the lids of
     smaller ones; 1 away from the eyes."""
-    face = load_canonical()
     ratio = (lid_gaps(source_shape) / lid_gaps(driving_shape).clamp_min(1e-3)).clamp(0.5, 2.0)  # [2] per eye
-    centres = face.shape[list(IRIS_CENTRES), :2]
-    distance = (face.shape[:, None, :2] - centres[None]).norm(dim=-1)  # [478, 2]
-    weight = 1 - ((distance - LID_REACH[0]) / (LID_REACH[1] - LID_REACH[0])).clamp(0, 1)
-    factor = 1 + (weight * (ratio - 1)).sum(-1)
+    factor = 1 + (eye_region() * (ratio - 1)).sum(-1)
     return factor[:, None].expand(-1, 3).reshape(-1)
+
+
+def eye_codes(expression: Expression) -> torch.Tensor:
+    """Weights [D] of the expression coefficients that move the eyes: the offsets of the landmarks around them
+    (mesh-offset model, `eye_region`), the ARKit eye shapes (blink, squint, wide, look), none otherwise."""
+    if expression.model == MESH_OFFSET:
+        return eye_region().amax(-1)[:, None].expand(-1, 3).reshape(-1)
+    names = expression.names or [""] * expression.coeffs.shape[1]
+    return torch.tensor([float(name.startswith("eye")) for name in names])
+
+
+def eyes_at_rest(driving: Motion) -> torch.Tensor:
+    """The driving code [D] the transfer measures change from: the reference frame's, but the eyes' from the
+    driver's median over the found frames. The reference is picked for a frontal head and a neutral mouth too;
+    a driver who smiles through the clip may only offer one with narrowed eyes, which would open the portrait's
+    eyes wide in every other frame (vs29: 1.47 / 1.24 times the portrait's lid gaps, median over the clip)."""
+    coeffs = driving.expression.coeffs
+    found = driving.found if bool(driving.found.any()) else torch.ones_like(driving.found)
+    return torch.lerp(coeffs[driving.ref], coeffs[found].median(0).values, eye_codes(driving.expression).to(coeffs))
 
 
 def soft_limit(x: torch.Tensor, limit: float, knee: float = KNEE) -> torch.Tensor:
@@ -130,7 +155,7 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
     if not cfg.expression:
         coeffs = base
     elif cfg.mode == "relative":
-        coeffs = base + scale * (driving.expression.coeffs - driving.expression.coeffs[ref])
+        coeffs = base + scale * (driving.expression.coeffs - eyes_at_rest(driving))
     else:
         coeffs = scale * driving.expression.coeffs
     if driving.expression.names:  # named codes are blend-shape weights in [0, 1]

@@ -10,6 +10,7 @@ from reenact.pose import estimate_pose, to_image, view_bias
 from reenact.evaluate import jitter
 from reenact.smooth import SmoothConfig, smooth_motion
 from reenact.structures import Expression, HeadPose, Motion, Tracks
+from reenact import transfer as transfer_stage
 from reenact.transfer import MESH_OFFSET, TransferConfig, choose_reference, transfer
 
 
@@ -149,16 +150,31 @@ def test_reference_is_not_a_blink():
     assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) == 2  # open-eyed, it is the best
 
 
-def test_reference_is_not_a_squint():
-    """Nor a frontal squint (lids a third closed, as in a broad smile) over open-eyed frames turned 7 deg: as the
-    reference it would keep the output's eyes a third wider than the portrait's for the whole video."""
+def test_eyes_rest_at_the_portraits_own_when_the_reference_squints(monkeypatch):
+    """A driver who squints at the reference frame (lids a third closed, as in a broad smile) and opens the eyes in
+    the other four: the portrait's eyes rest at their own gap in those frames (the eyes change from the driver's
+    median, `eyes_at_rest`), not opened wide by the squint's difference for the whole video (the reference's eyes:
+    the negative control)."""
     face = load_canonical()
-    pose = HeadPose(angles_to_matrix(torch.tensor([[7.0, 0, 0]] * 2 + [[0.0, 0, 0]] + [[7.0, 0, 0]] * 2)),
-                    torch.zeros(5, 3), torch.ones(5))
-    meshes = face.shape.expand(5, -1, -1).clone()
-    for upper, lower in EYELIDS:
-        meshes[2, upper] = torch.lerp(meshes[2, upper], meshes[2, lower], 0.35)
-    assert choose_reference(meshes, pose, torch.ones(5, dtype=torch.bool)) != 2
+    upper = [u for u, _ in EYELIDS]
+    lower = [v for _, v in EYELIDS]
+    squint = face.shape.clone()
+    squint[upper] = torch.lerp(squint[upper], squint[lower], 0.35)
+    offsets = torch.stack([torch.zeros_like(squint)] + [face.shape - squint] * 4).reshape(5, -1)
+    pose = HeadPose(torch.eye(3).expand(5, 3, 3), torch.zeros(5, 3), torch.ones(5))
+    driving = Motion(pose, Expression(offsets, MESH_OFFSET, []), squint, torch.ones(5, dtype=torch.bool), 30.0, 0)
+    source = Motion(HeadPose(torch.eye(3)[None], torch.zeros(1, 3), torch.ones(1)),
+                    Expression(torch.zeros(1, 478 * 3), MESH_OFFSET, []), face.shape, torch.ones(1, dtype=torch.bool),
+                    30.0, 0)
+
+    def gaps(motion):
+        mesh = MeshOffsetModel().mesh(motion.shape, motion.expression)
+        return mesh[1:, upper, 1] - mesh[1:, lower, 1]
+
+    own = face.shape[upper, 1] - face.shape[lower, 1]
+    torch.testing.assert_close(gaps(transfer(source, driving)), own.expand(4, -1), atol=0.02 * float(own.min()), rtol=0)
+    monkeypatch.setattr(transfer_stage, "eye_codes", lambda expression: torch.zeros(expression.coeffs.shape[1]))
+    assert (gaps(transfer(source, driving)) > 1.2 * own).all()
 
 
 def test_drivers_blink_closes_larger_and_smaller_source_eyes():
@@ -170,9 +186,9 @@ def test_drivers_blink_closes_larger_and_smaller_source_eyes():
     drv_shape = face.shape.clone()
     blink = drv_shape.clone()
     blink[upper] = blink[lower]
-    offsets = torch.stack([torch.zeros_like(drv_shape), blink - drv_shape]).reshape(2, -1)
-    pose = HeadPose(torch.eye(3).expand(2, 3, 3), torch.zeros(2, 3), torch.ones(2))
-    driving = Motion(pose, Expression(offsets, MESH_OFFSET, []), drv_shape, torch.ones(2, dtype=torch.bool), 30.0, 0)
+    offsets = torch.stack([torch.zeros_like(drv_shape)] * 4 + [blink - drv_shape]).reshape(5, -1)  # blinks once
+    pose = HeadPose(torch.eye(3).expand(5, 3, 3), torch.zeros(5, 3), torch.ones(5))
+    driving = Motion(pose, Expression(offsets, MESH_OFFSET, []), drv_shape, torch.ones(5, dtype=torch.bool), 30.0, 0)
     for widen in (1.5, 0.7):
         src_shape = face.shape.clone()
         centre = (src_shape[upper] + src_shape[lower]) / 2
@@ -185,5 +201,5 @@ def test_drivers_blink_closes_larger_and_smaller_source_eyes():
         mesh = MeshOffsetModel().mesh(target.shape, target.expression)
         gap = (mesh[:, upper, 1] - mesh[:, lower, 1])  # canonical y up: upper lid above the lower
         src_gap = src_shape[upper, 1] - src_shape[lower, 1]
-        torch.testing.assert_close(gap[0], src_gap)
-        assert gap[1].abs().max() < 0.05 * src_gap.min()
+        torch.testing.assert_close(gap[:4], src_gap.expand(4, -1))
+        assert gap[4].abs().max() < 0.05 * src_gap.min()
