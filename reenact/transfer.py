@@ -2,8 +2,8 @@
 
 Relative (default): source pose/expression + (driving(t) - driving(ref)), so the driver's own head
 angle and resting face at the reference frame do not leak into the result. The reference is picked
-automatically as the most frontal, most neutral frame (`choose_reference`) unless given; the eyes change from
-the driver's median eyes instead (`eyes_at_rest`).
+automatically as the most frontal, most neutral frame (`choose_reference`), the eyes changing from the driver's
+median eyes instead (`eyes_at_rest`), unless given.
 Absolute: the driver's head rotation and expression code as they are, at the source's position and size.
 Turns beyond `max_yaw` / `max_pitch` from the source's and zooms beyond `max_zoom` are bent softly (`soft_limit`)
 toward those limits: the warp renderer tears past them.
@@ -104,9 +104,11 @@ def eye_codes(expression: Expression) -> torch.Tensor:
 
 def eyes_at_rest(driving: Motion) -> torch.Tensor:
     """The driving code [D] the transfer measures change from: the reference frame's, but the eyes' from the
-    driver's median over the found frames. The reference is picked for a frontal head and a neutral mouth too;
-    a driver who smiles through the clip may only offer one with narrowed eyes, which would open the portrait's
-    eyes wide in every other frame (vs29: 1.47 / 1.24 times the portrait's lid gaps, median over the clip)."""
+    driver's median over the found frames. The automatic reference is picked for a frontal head and a neutral
+    mouth too; a driver who smiles through the clip may only offer one with narrowed eyes, which would open the
+    portrait's eyes wide in every other frame (vs29: 1.47 / 1.24 times the portrait's lid gaps, median over the
+    clip). A reference the user names (`ref_frame`) holds for the eyes too: in self-reenactment frame 0's eyes are
+    the truth's."""
     coeffs = driving.expression.coeffs
     found = driving.found if bool(driving.found.any()) else torch.ones_like(driving.found)
     return torch.lerp(coeffs[driving.ref], coeffs[found].median(0).values, eye_codes(driving.expression).to(coeffs))
@@ -155,7 +157,8 @@ def transfer(source: Motion, driving: Motion, cfg: TransferConfig = TransferConf
     if not cfg.expression:
         coeffs = base
     elif cfg.mode == "relative":
-        coeffs = base + scale * (driving.expression.coeffs - eyes_at_rest(driving))
+        rest = eyes_at_rest(driving) if cfg.ref_frame is None else driving.expression.coeffs[ref]
+        coeffs = base + scale * (driving.expression.coeffs - rest)
     else:
         coeffs = scale * driving.expression.coeffs
     if driving.expression.names:  # named codes are blend-shape weights in [0, 1]

@@ -154,7 +154,7 @@ def test_eyes_rest_at_the_portraits_own_when_the_reference_squints(monkeypatch):
     """A driver who squints at the reference frame (lids a third closed, as in a broad smile) and opens the eyes in
     the other four: the portrait's eyes rest at their own gap in those frames (the eyes change from the driver's
     median, `eyes_at_rest`), not opened wide by the squint's difference for the whole video (the reference's eyes:
-    the negative control)."""
+    the negative control). A reference the user names (`--ref-frame`) holds for the eyes too."""
     face = load_canonical()
     upper = [u for u, _ in EYELIDS]
     lower = [v for _, v in EYELIDS]
@@ -173,6 +173,7 @@ def test_eyes_rest_at_the_portraits_own_when_the_reference_squints(monkeypatch):
 
     own = face.shape[upper, 1] - face.shape[lower, 1]
     torch.testing.assert_close(gaps(transfer(source, driving)), own.expand(4, -1), atol=0.02 * float(own.min()), rtol=0)
+    assert (gaps(transfer(source, driving, TransferConfig(ref_frame=0))) > 1.2 * own).all()  # a named reference holds
     monkeypatch.setattr(transfer_stage, "eye_codes", lambda expression: torch.zeros(expression.coeffs.shape[1]))
     assert (gaps(transfer(source, driving)) > 1.2 * own).all()
 
