@@ -161,7 +161,7 @@ def across(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     total = near_left + near_right
     sides = (image.gather(2, left.clamp(0, w - 1).expand(c, h, w)) * near_left
              + image.gather(2, right.clamp(0, w - 1).expand(c, h, w)) * near_right) / total.clamp_min(1e-9)
-    filled = torch.where(total > 0, sides, fill_in(image, known))
+    filled = sides if bool((total > 0).all()) else torch.where(total > 0, sides, fill_in(image, known))
     k = 2 * FILL_SMOOTH * 3 + 1
     filled = kf.gaussian_blur2d(filled[None], (k, 1), (FILL_SMOOTH, 1e-3))[0]
     return torch.where(sure, image, filled)

@@ -46,7 +46,7 @@ from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import face_mask, interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Record, Rendered
 
-MOUTH_MARGIN = 2  # map pixels around the mouth holes: bilinear upsampling spreads their fill by one
+MOUTH_MARGIN = 2  # map pixels around the mouth holes (and closing lids): bilinear upsampling spreads a fill by one
 LID_UNFOLD = (1.0, 0.75)  # a closing upper lid reads its unfolded skin in proportion to this times the share of
 # the source's gap that closes (x2, saturating from half closed on, showed partial blinks as whole ones to the dlib
 # observer: eye correlation 0.59 instead of 0.69 on obama + d3, 0.37 instead of 0.76 on s9 + vs32), and its margin
@@ -271,7 +271,7 @@ class WarpMap(Record):
 
     The fill lives in a window of the crop (`mouth_origin`, y x crop px) around the chunk's mouth holes, so the
     rest of the crop costs nothing; `mouth` is None where no frame of the chunk fills its mouth. The same for the
-    brightening of closing lids (`lids`, in a window at `lids_origin`)."""
+    shade of closing lids (`lids`, in a window at `lids_origin` around the eyes)."""
 
     start: int
     read: torch.Tensor  # [N, r, r, 2] where each map pixel reads the source crop (crop px)
@@ -502,6 +502,8 @@ class WarpRenderer:
         ajar, shut = CLOSED_MOUTH
         self.src_closed = float(((ajar - self.src_mouth_area / eye_dist**2) / (ajar - shut)).clamp(0, 1))
         self._grid: tuple = (None, None)
+        self.eye_fans = face.hole_fans()[0].to(source.device).view(2, -1, 3)  # [2 eyes, K, 3]
+        self.eye_points = torch.cat([_upper_lid_rings().to(source.device).flatten(), self.eye_fans.flatten()])
         self.lids = self._lid_zones(source, max(MIN_MAP, int(round(self.size * cfg.raster_scale))))
         margins = self.src_verts[None, _upper_lid_rings()[:, 0].flatten().to(source.device), :2]
         self.lash_colour = self._sample_at(source[None], margins, source.shape[-2:])[0].mean(-1)  # [3]
@@ -510,8 +512,7 @@ class WarpRenderer:
         """On the source crop's r x r map grid [7, r, r]: each eye's upper-lid skin (1 from the margin to the ring
         above it, fading to 0 at the crease ring: what a closing lid unfolds), each eye's opening (the eyeball the
         lids show) and the source's colours."""
-        rings = _upper_lid_rings().to(source.device)  # [2 eyes, 3 rings, 7]
-        fans = load_canonical().hole_fans()[0].to(source.device).view(2, -1, 3)  # [2 eyes, K, 3]
+        rings, fans = _upper_lid_rings().to(source.device), self.eye_fans  # [2 eyes, 3 rings, 7], [2 eyes, K, 3]
         i = torch.arange(rings.shape[-1] - 1, device=source.device)
         pts = self._centres(r).reshape(-1, 2)
         zones = torch.zeros(4, r * r, device=source.device)
@@ -587,7 +588,7 @@ class WarpRenderer:
         weight = self._mouth_weight(tgt, in_mouth)
         if weight is None:
             return WarpMap(start, read, covered, lids=lids, lids_origin=lids_origin)
-        origin, shape = self._window(in_mouth)
+        origin, shape = self._mouth_window(in_mouth)
 
         def window(x):
             return _sample_window(x, self.size, origin, shape)
@@ -618,10 +619,10 @@ class WarpRenderer:
         closure = _lid_closure(self.src_verts, tgt)  # [N, 2]
         if float(closure.max()) < 1e-3:
             return None, (0, 0)
-        eyes = torch.cat([_upper_lid_rings().flatten(), load_canonical().hole_fans()[0].flatten()]).to(tgt.device)
-        corners = tgt[:, eyes, :2].flatten(0, 1)
-        lo = (corners.amin(0) - MOUTH_MARGIN).floor().clamp(0, self.size - 1)
-        hi = (corners.amax(0) + MOUTH_MARGIN).ceil().clamp(1, self.size)
+        corners = tgt[:, self.eye_points, :2].flatten(0, 1)
+        margin = MOUTH_MARGIN * self.size / self.lids.shape[-1]  # the zones are bilinear on the map grid
+        lo = (corners.amin(0) - margin).floor().clamp(0, self.size - 1)
+        hi = (corners.amax(0) + margin).ceil().clamp(1, self.size)
         (x0, y0), (x1, y1) = lo.int().tolist(), hi.int().tolist()
         if x1 <= x0 or y1 <= y0:
             return None, (0, 0)
@@ -639,11 +640,11 @@ class WarpRenderer:
             return None, (0, 0)
         return torch.einsum("nzhw,nzc->nchw", zones, change), (y0, x0)
 
-    def _window(self, mask: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Origin (y, x) and shape (h, w) of the crop window that holds a chunk's map pixels `mask` [N, r, r] (the
-        mouth holes) with a margin of MOUTH_MARGIN map pixels."""
-        r = mask.shape[-1]
-        rows, cols = (torch.nonzero(mask.any(0).any(k)).flatten() for k in (1, 0))
+    def _mouth_window(self, in_mouth: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Origin (y, x) and shape (h, w) of the crop window that holds a chunk's mouth holes [N, r, r] with a
+        margin of MOUTH_MARGIN map pixels."""
+        r = in_mouth.shape[-1]
+        rows, cols = (torch.nonzero(in_mouth.any(0).any(k)).flatten() for k in (1, 0))
         k = self.size / r
         y0, x0 = (max(0, int((int(v[0]) - MOUTH_MARGIN) * k)) for v in (rows, cols))
         y1, x1 = (min(self.size, int(math.ceil((int(v[-1]) + 1 + MOUTH_MARGIN) * k))) for v in (rows, cols))
