@@ -9,10 +9,11 @@ For each target frame we build a backward map (target pixel -> where to read in 
    ICT model's face, `reenact.dense_face`) in front of the landmark mesh: it decides wherever it covers, and the
    landmark mesh with its eye and mouth fans shows through its eye and mouth openings and fills the rest of the
    face outline.
-2. Outside: a smooth field extrapolated from the mesh (normalised Gaussian splatting of the vertex
-   displacements, falling back to the head's 2D affine motion far away), applied inside an ellipse
-   around the head that covers hair, ears and neck and fades to zero beyond it and at the crop border
-   (the body below the neck stays, as it would on a turning neck).
+2. Outside: the head's motion at the depth of its outline (hair, ears), plus the face's own motion beyond it
+   where the mesh ends (read at the mesh's visible edge, so the two meet without a seam), carried out and faded
+   over a band at least as wide as that difference needs never to fold; applied inside an ellipse around the head
+   that covers hair, ears and neck and fades to zero beyond it and at the crop border (the body below the neck
+   stays, as it would on a turning neck).
 3. Background (person segmentation): a pixel that was background stays the source's own unless its read lands
    on the person (the head moved over it), so straight lines behind a turning head stay straight; a pixel the
    head uncovers shows the background plate (the source with the person filled in from the background around
@@ -72,8 +73,9 @@ class WarpConfig:
     head_down: float = 1.5  # ... and below the eyes (chin 1.3, then the neck; the body below it stays) ...
     head_down_still: float = 1.2  # ... while the head stays near the source's place (see NECK_TRAVEL): the collar stays
     falloff: float = 0.4  # relative ellipse radius over which the motion fades to zero
-    field_sigma: float = 0.35  # Gaussian splatting radius of the extrapolated field, in eye-corner distances
-    rim_floor: float = 0.3  # how soon the face rim's own motion hands over to the head's beyond it (splat floor)
+    field_sigma: float = 0.2  # Gaussian radius over which the face rim's motion is averaged, in eye-corner distances
+    rim_fade: float = 0.5  # eye-corner distances beyond the face rim over which its own motion hands over to the
+    # head's (wider where the two differ more, see STRETCH_BAND)
     outline_depth: float = -1.0  # head-frame depth of hair, ears and neck (eye-corner distances; nose tip +0.49):
     # a head's outline turns with the skull's centre, about one eye-corner distance behind the eyes
     mouth_fill: bool = True  # fill a newly opened mouth from the driving frame
@@ -198,32 +200,26 @@ def _pixel_centres(h: int, w: int, scale: float, device) -> torch.Tensor:
     return pixel_grid(h, w, device).permute(1, 2, 0) / scale
 
 
-def _splat_field(points: torch.Tensor, values: torch.Tensor, fallback: torch.Tensor, size: int, scale: float,
-                 sigma: float, floor: float = 1e-3) -> torch.Tensor:
-    """Normalised Gaussian splatting of values [B, N, 2] at crop points [B, N, 2] onto a size^2 grid.
+def _rim_field(values: torch.Tensor, weight: torch.Tensor, sigma: torch.Tensor, reach: float) -> torch.Tensor:
+    """Normalised Gaussian smoothing of values [B, g, g, 2] weighted by weight [B, g, g] (0 where unknown): their
+    weighted average around each grid pixel (radius sigma [B] grid px) up to `reach` grid px from the known ones, 0
+    beyond (within float range to about 6 sigma)."""
+    num = torch.cat([values * weight[..., None], weight[..., None]], -1).permute(0, 3, 1, 2)
+    radius = int(reach) + 1
+    num = kf.gaussian_blur2d(num, (2 * radius + 1, 2 * radius + 1), sigma[:, None].expand(-1, 2),
+                             border_type="constant")
+    return (num[:, :2] / num[:, 2:].clamp_min(1e-12)).permute(0, 2, 3, 1)
 
-    Where no point is near, the field tends to `fallback` [B, size, size, 2]: the two are weighted by the splatted
-    density and `floor` x its maximum (a larger floor hands over to the fallback closer to the points).
-    """
-    b, n = points.shape[:2]
-    g = points * scale - 0.5  # grid coordinates, pixel centres at integers
-    base = g.floor()
-    frac = g - base
-    num = torch.zeros(b, 3, size * size, device=points.device)
-    for dx in (0, 1):
-        for dy in (0, 1):
-            wgt = (frac[..., 0] if dx else 1 - frac[..., 0]) * (frac[..., 1] if dy else 1 - frac[..., 1])
-            ix, iy = base[..., 0].long() + dx, base[..., 1].long() + dy
-            inside = (ix >= 0) & (ix < size) & (iy >= 0) & (iy < size)
-            idx = (iy.clamp(0, size - 1) * size + ix.clamp(0, size - 1)).unsqueeze(1).expand(-1, 3, -1)
-            contrib = torch.cat([values, torch.ones_like(values[..., :1])], -1) * (wgt * inside)[..., None]
-            num.scatter_add_(2, idx, contrib.transpose(1, 2))
-    num = num.view(b, 3, size, size)
-    radius = int(3 * sigma) + 1
-    num = kf.gaussian_blur2d(num, (2 * radius + 1, 2 * radius + 1), (sigma, sigma), border_type="constant")
-    eps = floor * num[:, 2:].amax((2, 3), keepdim=True).clamp_min(1e-12)
-    field = (num[:, :2] + eps * fallback.permute(0, 3, 1, 2)) / (num[:, 2:] + eps)
-    return field.permute(0, 2, 3, 1)
+
+def _distance_to(points: torch.Tensor, known: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """Distance [B, P] from points [P, 2] to the nearest of the candidate points at [B, Q, 2] where known [B, Q]
+    (inf where a batch has none)."""
+    count = known.sum(-1)
+    k = max(1, int(count.max()))
+    order = torch.sort(known.float(), stable=True, dim=-1, descending=True).indices[:, :k]  # the known ones first
+    order = torch.where(torch.arange(k, device=known.device) < count[:, None], order, order[:, :1])
+    d = torch.cdist(points[None].expand(len(at), -1, -1), at.gather(1, order[..., None].expand(-1, -1, 2)))
+    return d.amin(-1).masked_fill(count[:, None] == 0, float("inf"))
 
 
 STILL = 1.0  # px: a pixel read from less than this far blends toward the unmoved source, so static pixels stay exact
@@ -490,7 +486,6 @@ class WarpRenderer:
         self.mesh_map = mesh_map
         self.src_verts = mesh_map.src_verts
         self.source_pose = source_pose.select(slice(None), source.device)
-        self.outline = face.outer_loop.to(source.device)
         self.cfg = cfg
         self.skin = face.rigid.to(source.device)
         self.skin_mean = self._sample_at(source[None], self.src_verts[None, self.skin, :2], source.shape[-2:]).mean(-1)
@@ -655,16 +650,28 @@ class WarpRenderer:
         """Step 2: where each crop pixel reads the source crop [N, r, r, 2]: the mesh map on the face, blended into
         the extrapolated field (on a coarse grid, weighted by the head ellipse) around it."""
         cfg, s, n = self.cfg, self.size, len(tgt)
-        src = self.src_verts[None].expand(n, -1, -1)
         g = max(MIN_MAP, r // 4)  # the field is smooth: a quarter of the map's resolution
         coarse = _pixel_centres(g, g, g / s, tgt.device)
         head = self._head_motion(pose)
-        rim = tgt[:, self.outline, :2]
-        residual = src[:, self.outline, :2] - _apply(head, rim)
-        sigma = cfg.field_sigma * float(pose.scale.mean()) * g / s
+        # the face's own motion beyond the head's, where the mesh ends (its visible edge: a turned cheek's silhouette
+        # is not its outline's vertices), averaged per coarse pixel, then carried out and faded to the head's
+        centres = self._centres(r)[None].expand(n, -1, -1, -1)
+        edge = covered * F.max_pool2d(1 - covered[:, None], 3, 1, 1)[:, 0]  # [N, r, r]
+        residual = (mesh_src - _apply(head, centres)) * edge[..., None]
+        area = F.interpolate(torch.cat([residual, centres * edge[..., None], edge[..., None]], -1).permute(0, 3, 1, 2),
+                             size=(g, g), mode="area").permute(0, 2, 3, 1)
+        weight = area[..., 4]
+        residual, at = (area[..., :4] / weight[..., None].clamp_min(1e-12)).split(2, -1)
+        known = weight > 0
+        biggest = (residual.norm(dim=-1) * known).flatten(1).amax(-1)
+        width = torch.maximum(cfg.rim_fade * pose.scale, biggest / STRETCH_BAND)  # [N] px
+        sigma = torch.maximum(cfg.field_sigma * pose.scale, width / 6) * g / s
+        near = _rim_field(residual, weight, sigma, max(3 * float(sigma.max()), float(width.max()) * g / s))
+        dist = _distance_to(coarse.reshape(-1, 2), known.flatten(1), at.flatten(1, 2)).view(n, g, g)
+        fade = torch.maximum(1 - _smoothstep(dist / width[:, None, None]),
+                             F.interpolate(covered[:, None], size=(g, g), mode="area")[:, 0])
         grid = coarse[None].expand(n, -1, -1, -1)
-        field = _apply(head, grid) - grid + _splat_field(rim, residual, torch.zeros_like(grid), g, g / s, sigma,
-                                                         cfg.rim_floor)
+        field = _apply(head, grid) - grid + near * fade[..., None]
         field = field * self._head_alpha(coarse, pose, head)[..., None]  # smooth: on the coarse grid, 16x cheaper
         field = F.interpolate(field.permute(0, 3, 1, 2).contiguous(), size=(r, r), mode="bilinear",  # 3x faster
                               align_corners=False).permute(0, 2, 3, 1)
