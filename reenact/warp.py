@@ -38,6 +38,7 @@ import kornia.filters as kf
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
 
 from reenact.backdrop import Backdrop
 from reenact.canonical import (EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, UPPER_LID_RINGS, lid_gaps,
@@ -211,15 +212,41 @@ def _rim_field(values: torch.Tensor, weight: torch.Tensor, sigma: torch.Tensor, 
     return (num[:, :2] / num[:, 2:].clamp_min(1e-12)).permute(0, 2, 3, 1)
 
 
-def _distance_to(points: torch.Tensor, known: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-    """Distance [B, P] from points [P, 2] to the nearest of the candidate points at [B, Q, 2] where known [B, Q]
-    (inf where a batch has none)."""
-    count = known.sum(-1)
-    k = max(1, int(count.max()))
-    order = torch.sort(known.float(), stable=True, dim=-1, descending=True).indices[:, :k]  # the known ones first
-    order = torch.where(torch.arange(k, device=known.device) < count[:, None], order, order[:, :1])
-    d = torch.cdist(points[None].expand(len(at), -1, -1), at.gather(1, order[..., None].expand(-1, -1, 2)))
-    return d.amin(-1).masked_fill(count[:, None] == 0, float("inf"))
+def _rim(covered: torch.Tensor, mesh_src: torch.Tensor, head: torch.Tensor, g: int,
+         size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The face's own motion beyond the head's where the mesh ends, per pixel of a g x g grid over the crop: the
+    mean residual [N, g, g, 2] (where the mesh reads the source, mesh_src [N, r, r, 2], minus where the head's
+    motion `head` [N, 3, 2] reads it), the mean crop position [N, g, g, 2] of the edge pixels in each grid pixel and
+    their count [N, g, g] (0: none). The edge: map pixels the mesh covers (covered [N, r, r]) beside one it does not
+    (4-neighbours; the crop's border is no edge). Only the edge pixels are read, a few thousand per chunk."""
+    n, r = covered.shape[:2]
+    cov = covered > 0
+    p = torch.ones(n, r + 2, r + 2, dtype=torch.bool, device=covered.device)
+    p[:, 1:-1, 1:-1] = cov
+    b, y, x = torch.nonzero(cov & ~(p[:, 1:-1, :-2] & p[:, 1:-1, 2:] & p[:, :-2, 1:-1] & p[:, 2:, 1:-1]), as_tuple=True)
+    pos = (torch.stack([x, y], -1).float() + 0.5) * (size / r)
+    moved = (torch.cat([pos, torch.ones_like(pos[:, :1])], -1)[:, None] @ head[b])[:, 0]
+    cell = (b * g + y * g // r) * g + x * g // r
+    values = torch.cat([mesh_src[b, y, x] - moved, pos, torch.ones_like(pos[:, :1])], -1)
+    acc = torch.zeros(n * g * g, 5, device=covered.device).index_add_(0, cell, values).view(n, g, g, 5)
+    count = acc[..., 4]
+    mean = acc[..., :4] / count[..., None].clamp_min(1)
+    return mean[..., :2], mean[..., 2:], count
+
+
+def _distance_to_known(centres: torch.Tensor, known: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """Distance [B, g, g] from each grid pixel's centre (centres [g, g, 2]) to the point `at` [B, g, g, 2] of the
+    nearest grid pixel where known [B, g, g] (inf in a frame with none). The nearest one by an exact Euclidean
+    distance transform of each frame's grid (scipy, on the CPU: O(g^2), where distances to every known point
+    would take O(g^3) memory)."""
+    b, g = known.shape[:2]
+    flat = torch.arange(b * g * g, device=known.device).view(b, g, g)  # itself, where a frame knows nothing
+    for i, frame in enumerate(known.cpu().numpy()):
+        if frame.any():
+            y, x = distance_transform_edt(~frame, return_distances=False, return_indices=True)
+            flat[i] = torch.from_numpy((i * g + y) * g + x).to(known.device)
+    d = centres[None] - at.reshape(-1, 2)[flat.flatten()].view(b, g, g, 2)
+    return torch.hypot(d[..., 0], d[..., 1]).masked_fill(~known.flatten(1).any(1)[:, None, None], float("inf"))
 
 
 STILL = 1.0  # px: a pixel read from less than this far blends toward the unmoved source, so static pixels stay exact
@@ -655,19 +682,13 @@ class WarpRenderer:
         head = self._head_motion(pose)
         # the face's own motion beyond the head's, where the mesh ends (its visible edge: a turned cheek's silhouette
         # is not its outline's vertices), averaged per coarse pixel, then carried out and faded to the head's
-        centres = self._centres(r)[None].expand(n, -1, -1, -1)
-        edge = covered * F.max_pool2d(1 - covered[:, None], 3, 1, 1)[:, 0]  # [N, r, r]
-        residual = (mesh_src - _apply(head, centres)) * edge[..., None]
-        area = F.interpolate(torch.cat([residual, centres * edge[..., None], edge[..., None]], -1).permute(0, 3, 1, 2),
-                             size=(g, g), mode="area").permute(0, 2, 3, 1)
-        weight = area[..., 4]
-        residual, at = (area[..., :4] / weight[..., None].clamp_min(1e-12)).split(2, -1)
+        residual, at, weight = _rim(covered, mesh_src, head, g, s)
         known = weight > 0
-        biggest = (residual.norm(dim=-1) * known).flatten(1).amax(-1)
+        biggest = (torch.hypot(residual[..., 0], residual[..., 1]) * known).flatten(1).amax(-1)
         width = torch.maximum(cfg.rim_fade * pose.scale, biggest / STRETCH_BAND)  # [N] px
         sigma = torch.maximum(cfg.field_sigma * pose.scale, width / 6) * g / s
         near = _rim_field(residual, weight, sigma, max(3 * float(sigma.max()), float(width.max()) * g / s))
-        dist = _distance_to(coarse.reshape(-1, 2), known.flatten(1), at.flatten(1, 2)).view(n, g, g)
+        dist = _distance_to_known(coarse, known, at)
         fade = torch.maximum(1 - _smoothstep(dist / width[:, None, None]),
                              F.interpolate(covered[:, None], size=(g, g), mode="area")[:, 0])
         grid = coarse[None].expand(n, -1, -1, -1)
