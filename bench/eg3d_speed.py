@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_RENDERING = dict(image_resolution=128, superresolution_module='training.superresolution.SuperresolutionHybrid2X',
                        depth_resolution=12, depth_resolution_importance=12)
-REPEATS = {'small': 5, 'ffhq512-128': 3}
+REPEATS = {'small': 20, 'ffhq512-128': 3}  # the minimum of a 60 ms forward settles only over many runs
 KEYS = ('image', 'image_raw', 'image_depth', 'ws_grad')
 
 
@@ -116,7 +116,7 @@ def main():
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--configs', nargs='+', default=['small', 'ffhq512-128'], choices=['small', 'ffhq512-128'])
     parser.add_argument('--batches', nargs='+', type=int, default=[1])
-    parser.add_argument('--repeats', type=int, help='timed runs per measure (best is kept); default 5 small, 3 ffhq')
+    parser.add_argument('--repeats', type=int, help='timed runs per measure (best is kept); default 20 small, 3 ffhq')
     parser.add_argument('--baseline', type=Path, help='another checkout of this repository to compare with')
     parser.add_argument('--child', nargs=4, metavar=('REPO', 'CONFIG', 'BATCH', 'OUT'), help=argparse.SUPPRESS)
     args = parser.parse_args()
