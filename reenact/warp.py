@@ -225,7 +225,7 @@ def _rim(covered: torch.Tensor, mesh_src: torch.Tensor, head: torch.Tensor, g: i
     p[:, 1:-1, 1:-1] = cov
     b, y, x = torch.nonzero(cov & ~(p[:, 1:-1, :-2] & p[:, 1:-1, 2:] & p[:, :-2, 1:-1] & p[:, 2:, 1:-1]), as_tuple=True)
     pos = (torch.stack([x, y], -1).float() + 0.5) * (size / r)
-    moved = (torch.cat([pos, torch.ones_like(pos[:, :1])], -1)[:, None] @ head[b])[:, 0]
+    moved = _apply(head[b], pos[:, None])[:, 0]  # each edge pixel through its own frame's affine
     cell = (b * g + y * g // r) * g + x * g // r
     values = torch.cat([mesh_src[b, y, x] - moved, pos, torch.ones_like(pos[:, :1])], -1)
     acc = torch.zeros(n * g * g, 5, device=covered.device).index_add_(0, cell, values).view(n, g, g, 5)
