@@ -38,7 +38,7 @@ from third_party_wrappers.memory import release_free_memory
 from third_party_wrappers.video import VideoWriter, open_video
 
 log = logging.getLogger("reenact")
-RENDER_VERSION = 24  # part of the rendered segments' cache key: bump when rendering changes its output
+RENDER_VERSION = 25  # part of the rendered segments' cache key: bump when rendering changes its output
 
 
 @dataclass(frozen=True)

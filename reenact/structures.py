@@ -108,6 +108,8 @@ class Tracks(Record):
     fps: float
     thumbs: torch.Tensor | None = None  # [T, 16, 16] uint8 grey thumbnails of the frames (video tracks)
     colours: torch.Tensor | None = None  # [T, K, 3] uint8 colours at `reenact.follow.sample_points()` (video tracks)
+    heads: torch.Tensor | None = None  # [T, C, C] uint8 grey crops around the head, `reenact.outline` (video tracks)
+    head_boxes: torch.Tensor | None = None  # [T, 3] float32 px: each crop's x0, y0 and side in the frame
 
 
 @dataclass(frozen=True)

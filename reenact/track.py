@@ -4,7 +4,8 @@ Policy lives here, the library call in `third_party_wrappers.facemesh`: of sever
 followed as `reenact.follow` decides (chosen at the start, kept by place, re-found by appearance after a cut);
 frames without the driver are flagged and filled by linear interpolation (`reenact.screen` then decides what
 they become); too few faces is an error. Per frame the tracker also keeps a thumbnail (shot cuts) and colours
-at the face's landmarks (occlusions). Images larger than `max_side` are tracked downscaled and the landmarks
+at the face's landmarks (occlusions) and a grey crop around the head (`reenact.outline`: the pose stage reads
+the head's outline in it). Images larger than `max_side` are tracked downscaled and the landmarks
 scaled back.
 """
 from __future__ import annotations
@@ -21,13 +22,14 @@ from reenact.errors import InputError
 from reenact.inputs import fit_max_side, prefetch
 from reenact.follow import THUMB, Driver, Follower, face_box, identity_patch, initial_face, sample_points, \
     sampled_colours, thumb_change, thumbnail
+from reenact.outline import CROP, head_crop
 from reenact.spans import describe, spans
 from reenact.structures import Tracks
 from third_party_wrappers.facemesh import FaceMesh, face_detection_scores
 from third_party_wrappers.video import open_video
 
 TRACK_CHUNK = 16  # frames decoded at once per tracking part: each part holds three such chunks (read ahead)
-TRACKS_VERSION = 1  # part of the cached tracks' key: bump when tracking changes its output
+TRACKS_VERSION = 2  # part of the cached tracks' key: bump when tracking changes its output
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class _Buffers:
         self.landmarks, self.found = np.zeros((n, 478, 3), np.float32), np.zeros(n, bool)
         self.thumbs = np.zeros((n, THUMB, THUMB), np.uint8)
         self.colours = np.zeros((n, len(sample_points()[0]), 3), np.uint8)
+        self.heads, self.head_boxes = np.zeros((n, CROP, CROP), np.uint8), np.zeros((n, 3), np.float32)
 
 
 def _track_stream(chunks: Iterable[tuple[int, np.ndarray]], out: _Buffers, follower: Follower, cfg: TrackConfig,
@@ -80,6 +83,8 @@ def _track_stream(chunks: Iterable[tuple[int, np.ndarray]], out: _Buffers, follo
                 pick = follower.choose(small, faces, cut)
                 if pick is not None:
                     out.colours[start + i] = sampled_colours(small, faces[pick])
+                    out.heads[start + i], box = head_crop(small, faces[pick])
+                    out.head_boxes[start + i] = box * np.float32(factor)
                     out.landmarks[start + i], out.found[start + i] = faces[pick] * np.float32(factor), True
             bar.update(len(frames))
     return size
@@ -91,7 +96,8 @@ def _finish(out: _Buffers, size, fps: float, cfg: TrackConfig, name: str) -> Tra
         raise InputError(f"{name}: a face was found in only {found.sum()} of {len(found)} frames "
                          f"(at least {cfg.min_found:.0%} needed); none in {describe(spans(~found))}")
     return Tracks(torch.from_numpy(fill_gaps(out.landmarks, found)), torch.from_numpy(found), size[0], size[1], fps,
-                  torch.from_numpy(out.thumbs), torch.from_numpy(out.colours))
+                  torch.from_numpy(out.thumbs), torch.from_numpy(out.colours), torch.from_numpy(out.heads),
+                  torch.from_numpy(fill_gaps(out.head_boxes, found)))
 
 
 def track_frames(chunks: Iterable[tuple[int, np.ndarray]], n_frames: int, fps: float, cfg: TrackConfig = TrackConfig(),

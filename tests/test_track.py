@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from reenact.errors import InputError
+from reenact.outline import CROP
 from reenact.track import TrackConfig, fill_gaps, track_frames, track_image
 from third_party_wrappers.image import read_image
 from third_party_wrappers.video import open_video
@@ -57,3 +58,14 @@ def test_video_tracking(talking_clip):
     with open_video(talking_clip) as reader:
         tracks = track_frames(reader.chunks(16), reader.info.n_frames, reader.info.fps, progress=False)
     assert tracks.landmarks.shape == (48, 478, 3) and bool(tracks.found.all())  # conftest: 48 frames
+    # per frame a grey crop around the head (the pose stage reads its outline there), boxed in frame pixels
+    assert tracks.heads.shape == (48, CROP, CROP) and tracks.head_boxes.shape == (48, 3)
+    with open_video(talking_clip) as reader:
+        frame = reader.read([30])[0]
+    x0, y0, side = tracks.head_boxes[30].tolist()
+    eyes = tracks.landmarks[30, [33, 263], :2].mean(0)
+    assert x0 < eyes[0] < x0 + side and y0 < eyes[1] < y0 + side
+    cell = side / CROP
+    r = c = CROP // 2  # the forehead, inside the frame (the crop reaches beyond this 256 px clip's edges)
+    block = frame[int(y0 + r * cell):int(y0 + (r + 1) * cell), int(x0 + c * cell):int(x0 + (c + 1) * cell)]
+    assert abs(float(block.mean()) - float(tracks.heads[30, r, c])) < 6
