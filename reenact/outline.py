@@ -33,7 +33,7 @@ CROP_SPAN = 4.4  # eye-corner distances the crop spans: the plane band of a head
 CROP_UP = 0.8  # eye-corner distances from the eyes' midpoint up to the crop's centre (the band lies above the eyes)
 OUTLINE_DEPTH = -1.0  # head-frame depth of the plane the outline is read on (eye-corner distances; nose tip +0.49)
 BAND = ((-1.5, 1.5, 40), (-0.4, 2.0, 32))  # plane u (right) and v (up) ranges and sample counts, eye-corner distances
-HEAD = (1.15, 1.5, 0.3)  # the band's window: an ellipse this half-wide and this high above the eyes (a skull's with
+HEAD = (1.0, 1.35, 0.15)  # the band's window: an ellipse this half-wide and this high above the eyes (a skull's with
 # hair: the top of the head lies about 1.3 eye-corner distances above the eyes), fading out over this fraction beyond
 # it, so that the background far from the head (which a moving camera moves) does not outweigh its outline
 FACE_DILATE = 1.12  # the face's landmark hull, grown by this about its centre, is left out of the band
