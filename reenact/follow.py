@@ -88,12 +88,20 @@ def identity_patch(rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
     return (_bilinear(rgb, x, y) / 255).reshape(-1)
 
 
-def thumbnail(rgb: np.ndarray) -> np.ndarray:
-    """THUMB x THUMB grey uint8 block means of a 4x denser point sample of the frame."""
+def grey_blocks(rgb: np.ndarray, x0: float, y0: float, width: float, height: float, n: int) -> np.ndarray:
+    """n x n grey uint8 block means of a 4x denser point sample of the box (x0, y0, width, height) px of the frame;
+    beyond the frame the border pixels repeat."""
     h, w = rgb.shape[:2]
-    n = 4 * THUMB
-    grey = rgb[((np.arange(n) + 0.5) * h / n).astype(int)][:, ((np.arange(n) + 0.5) * w / n).astype(int)].mean(-1)
-    return grey.reshape(THUMB, 4, THUMB, 4).mean((1, 3)).round().astype(np.uint8)
+    at = np.arange(4 * n) + 0.5
+    rows = np.clip((y0 + at * height / (4 * n)).astype(int), 0, h - 1)
+    cols = np.clip((x0 + at * width / (4 * n)).astype(int), 0, w - 1)
+    grey = rgb[rows][:, cols].mean(-1)
+    return grey.reshape(n, 4, n, 4).mean((1, 3)).round().astype(np.uint8)
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """THUMB x THUMB grey uint8 block means of the whole frame."""
+    return grey_blocks(rgb, 0, 0, rgb.shape[1], rgb.shape[0], THUMB)
 
 
 def thumb_change(a: np.ndarray, b: np.ndarray) -> float:

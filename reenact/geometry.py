@@ -70,3 +70,11 @@ def angles_to_matrix(yaw_pitch_roll_deg: torch.Tensor) -> torch.Tensor:
     rz = torch.stack([torch.cos(r), -torch.sin(r), zero, torch.sin(r), torch.cos(r), zero, zero, zero, one], -1)
     shape = (*y.shape, 3, 3)
     return FRONTAL.to(ry) @ (rz.reshape(shape) @ ry.reshape(shape) @ rx.reshape(shape))
+
+
+def plane_affine(rotation: torch.Tensor, translation: torch.Tensor, scale: torch.Tensor,
+                 depth: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image xy of the head frame's plane z = depth under poses [T] (p = s * R @ x + t): linear part [T, 2, 2] and
+    offset [T, 2], so that image xy = lin @ (x, y) + offset."""
+    lin = scale[:, None, None] * rotation[:, :2, :2]
+    return lin, scale[:, None] * rotation[:, :2, 2] * depth + translation[:, :2]

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 from reenact.canonical import EYE_CORNERS, load_canonical
+from reenact.follow import grey_blocks
+from reenact.geometry import plane_affine
 
 CROP = 80  # px: side of the grey head crop kept per frame
 CROP_SPAN = 4.4  # eye-corner distances the crop spans: the plane band of a head turned 30 deg stays inside
@@ -57,14 +59,7 @@ def head_crop(rgb: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray
     centre = eyes[:, :2].mean(0) + CROP_UP * unit * up
     side = max(CROP_SPAN * unit, 4.0)
     x0, y0 = centre - side / 2
-    n = 4 * CROP
-    at = (np.arange(n) + 0.5) * side / n
-    h, w = rgb.shape[:2]
-    rows = np.clip((y0 + at).astype(int), 0, h - 1)
-    cols = np.clip((x0 + at).astype(int), 0, w - 1)
-    grey = rgb[rows][:, cols].mean(-1, dtype=np.float32)
-    crop = grey.reshape(CROP, 4, CROP, 4).mean((1, 3)).round().astype(np.uint8)
-    return crop, np.array([x0, y0, side], np.float32)
+    return grey_blocks(rgb, x0, y0, side, side, CROP), np.array([x0, y0, side], np.float32)
 
 
 @lru_cache(maxsize=1)
@@ -94,8 +89,7 @@ def plane_to_image(rotation, translation, scale, warps: torch.Tensor, plane: tor
 def _crop_affine(boxes: torch.Tensor, rotation, translation, scale, warps: torch.Tensor) -> torch.Tensor:
     """Affines [T, 2, 3] from template plane points (u, v, 1) to each crop's grid_sample coordinates: the warp,
     then the pose's projection of the plane at OUTLINE_DEPTH, then the crop's box."""
-    lin = scale[:, None, None] * rotation[:, :2, :2]
-    offset = scale[:, None] * rotation[:, :2, 2] * OUTLINE_DEPTH + translation[:, :2]
+    lin, offset = plane_affine(rotation, translation, scale, OUTLINE_DEPTH)
     to_image = torch.cat([lin @ warps[:, :, :2], lin @ warps[:, :, 2:] + offset[..., None]], -1)
     return torch.cat([to_image[:, :, :2], to_image[:, :, 2:] - boxes[:, :2, None]], -1) * (2 / boxes[:, 2:, None]) \
         - torch.tensor([0.0, 0.0, 1.0], dtype=warps.dtype)
@@ -159,7 +153,6 @@ def align_outlines(crops: torch.Tensor, boxes: torch.Tensor, usable: torch.Tenso
     n = len(grey)
     still = warps = _similarity(torch.zeros(n, 4, dtype=dtype))
     use = usable.to(dtype)
-    residual = torch.zeros(n, dtype=dtype)
     for block in LEVELS:
         level = F.avg_pool2d(grey, block) if block > 1 else grey
         posed = outline_samples(level, boxes, rotation, translation, scale, still)[usable]

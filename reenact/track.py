@@ -29,7 +29,7 @@ from third_party_wrappers.facemesh import FaceMesh, face_detection_scores
 from third_party_wrappers.video import open_video
 
 TRACK_CHUNK = 16  # frames decoded at once per tracking part: each part holds three such chunks (read ahead)
-TRACKS_VERSION = 2  # part of the cached tracks' key: bump when tracking changes its output
+TRACKS_VERSION = 3  # part of the cached tracks' key: bump when tracking changes its output
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from reenact.backdrop import Backdrop
 from reenact.canonical import (EYE_CORNERS, EYELIDS, IRIS_CENTRES, LIPS, UPPER_LID_RINGS, lid_gaps,
                                load_canonical)
 from reenact.crop import apply_affine, pixels_to_grid
+from reenact.geometry import plane_affine
 from reenact.inputs import frames_to_tensor, tensor_to_frames
 from reenact.raster import face_mask, interpolate, rasterize
 from reenact.structures import Crop, HeadPose, Record, Rendered
@@ -707,8 +708,7 @@ class WarpRenderer:
         frame's plane at depth `cfg.outline_depth`, moved from each target pose to the source pose. A turning head's
         outline (hair, ears) lies near that plane and moves far less than its face does."""
         def plane(p: HeadPose):
-            lin = p.scale[:, None, None] * p.rotation[:, :2, :2]
-            return lin, p.scale[:, None] * p.rotation[:, :2, 2] * self.cfg.outline_depth + p.translation[:, :2]
+            return plane_affine(p.rotation, p.translation, p.scale, self.cfg.outline_depth)
 
         (ls, bs), (lt, bt) = plane(self.source_pose), plane(pose)
         lin = ls @ torch.linalg.inv(lt)
